@@ -1,0 +1,220 @@
+"""`read(questions, passages) -> ranked answers`: the one function every face of the reader calls.
+
+Scoring, in one place:
+  * A span's logit is ``start_logit + end_logit`` (``decoding.best_spans``). Spans from every window of
+    every passage of a question are ranked by that logit, as Hugging Face's SQuAD post-processing ranks
+    spans across the windows of one example and BERTserini ranks them across paragraphs. A per-window
+    softmax (Haystack's reader, transformers' QA pipeline) would make each window's best span look
+    certain however weak the window is, which ranks badly across passages.
+  * The no-answer candidate's logit is the CLS logit of the window holding the best span, minus
+    ``no_answer_threshold``: the reader abstains exactly when ``null_logit - best_logit > threshold``
+    (SQuAD 2.0's rule, Hugging Face's ``null_score_diff_threshold``).
+  * ``score`` is a softmax over all of a question's candidates, no-answer included: one shared
+    denominator, so scores are comparable across passages and documents, sum to at most 1, and order
+    answers exactly as their logits do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from haystack import Document
+from haystack.dataclasses import ExtractedAnswer
+from tqdm.auto import tqdm
+
+from .decoding import best_spans
+from .model import ReaderModel
+from .windows import check_window_geometry, make_windows, run_windows, truncate_questions
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How the reader cuts, decodes and ranks. These defaults are the project's single source of them."""
+
+    top_k: int = 5
+    max_seq_length: int = 384
+    doc_stride: int = 128
+    max_question_length: int = 64
+    max_answer_length: int = 30
+    n_best_per_window: int = 20
+    #: None: the threshold stored with the model (tuned by `corpusqa eval`), else 0.0.
+    no_answer_threshold: float | None = None
+    no_answer: bool = True
+    batch_size: int = 32
+    #: Characters of passage shown on each side of an answer in its context snippet.
+    context_chars: int = 150
+    #: (question, passage) pairs tokenized at once; bounds memory for very large calls.
+    pairs_per_chunk: int = 2048
+
+
+@dataclass(frozen=True)
+class Candidate:
+    logit: float
+    null_logit: float
+    document: Document
+    start: int
+    end: int
+
+
+def read(
+    reader: ReaderModel,
+    questions: str | Sequence[str],
+    documents: Sequence[Document] | Sequence[Sequence[Document]],
+    options: ReadOptions = ReadOptions(),
+    progress: bool = False,
+) -> list[ExtractedAnswer] | list[list[ExtractedAnswer]]:
+    """Answer each question from its passages: a list of ranked answers per question.
+
+    ``documents`` is either one list shared by all questions or one list per question. A single question
+    string gives a single list of answers.
+    """
+    single = isinstance(questions, str)
+    question_list = [questions] if single else list(questions)
+    per_question = _documents_per_question(question_list, documents)
+    for number, question in enumerate(question_list):
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError(f"question {number} is empty; a question must be a non-empty string")
+    tokenizer = reader.tokenizer
+    max_seq_length = min(options.max_seq_length, reader.max_positions)
+    asked, question_tokens = truncate_questions(tokenizer, question_list, options.max_question_length)
+    check_window_geometry(tokenizer, max_seq_length, options.doc_stride, question_tokens)
+    threshold = _threshold(reader, options)
+    pairs = [
+        (q, document)
+        for q, docs in enumerate(per_question)
+        for document in docs
+        if isinstance(document.content, str) and document.content.strip()
+    ]
+    candidates: list[list[Candidate]] = [[] for _ in question_list]
+    bar = tqdm(total=len(pairs), desc="reading", unit="passage", disable=not progress)
+    for begin in range(0, len(pairs), options.pairs_per_chunk):
+        chunk = pairs[begin : begin + options.pairs_per_chunk]
+        _collect(reader, asked, chunk, max_seq_length, options, candidates)
+        bar.update(len(chunk))
+    bar.close()
+    answers = [
+        rank(question, found, threshold, options) for question, found in zip(question_list, candidates)
+    ]
+    return answers[0] if single else answers
+
+
+def _documents_per_question(questions: list, documents) -> list[Sequence[Document]]:
+    documents = list(documents)
+    if not documents:
+        return [[] for _ in questions]
+    if all(isinstance(d, Document) for d in documents):
+        return [documents] * len(questions)
+    if len(documents) != len(questions):
+        raise ValueError(f"got {len(questions)} questions but {len(documents)} document lists")
+    for number, docs in enumerate(documents):
+        if not all(isinstance(d, Document) for d in docs):
+            raise TypeError(f"document list {number} holds something that is not a haystack Document")
+    return documents
+
+
+def _threshold(reader: ReaderModel, options: ReadOptions) -> float:
+    if options.no_answer_threshold is not None:
+        return options.no_answer_threshold
+    return reader.no_answer_threshold if reader.no_answer_threshold is not None else 0.0
+
+
+def _collect(reader, asked, pairs, max_seq_length, options, candidates) -> None:
+    """Window, forward and decode one chunk of pairs; keep only each window's n best spans."""
+    windows = make_windows(
+        reader.tokenizer, [asked[q] for q, _ in pairs], [d.content for _, d in pairs], max_seq_length, options.doc_stride
+    )
+    for batch in run_windows(reader, windows, options.batch_size):
+        spans = best_spans(
+            batch.start_logits,
+            batch.end_logits,
+            batch.context_mask,
+            options.max_answer_length,
+            options.n_best_per_window,
+        )
+        starts, ends = spans.starts.cpu().numpy(), spans.ends.cpu().numpy()
+        logits, valid = spans.logits.cpu().numpy(), spans.valid.cpu().numpy()
+        nulls = spans.null_logits.cpu().numpy()
+        for row, window in enumerate(batch.window_index):
+            q, document = pairs[windows.pair_index[window]]
+            offsets = windows.encodings[window].offsets
+            for slot in np.flatnonzero(valid[row]):
+                start, end = _strip(document.content, offsets[starts[row, slot]][0], offsets[ends[row, slot]][1])
+                if start < end:
+                    candidates[q].append(Candidate(float(logits[row, slot]), float(nulls[row]), document, start, end))
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    """Trim white space a token's offsets may include (SentencePiece-style pieces carry their leading space)."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def span_key(candidate: Candidate) -> tuple:
+    """Where a span lies in its source file, so overlapping passages of one file yield one answer."""
+    meta = candidate.document.meta
+    if "source_id" in meta and isinstance(meta.get("split_idx_start"), int):
+        base = meta["split_idx_start"]
+        return (meta["source_id"], base + candidate.start, base + candidate.end)
+    return (candidate.document.id, candidate.start, candidate.end)
+
+
+def rank(question: str, candidates: list[Candidate], threshold: float, options: ReadOptions) -> list[ExtractedAnswer]:
+    """Deduplicate, normalise over all candidates (see module docstring) and return the top_k, no-answer placed by score."""
+    ordered = sorted(candidates, key=lambda c: (-c.logit, c.document.id, c.start, c.end))
+    seen: set[tuple] = set()
+    unique = []
+    for candidate in ordered:
+        key = span_key(candidate)
+        if key not in seen:
+            seen.add(key)
+            unique.append(candidate)
+    logits = [c.logit for c in unique]
+    if options.no_answer:
+        null_logit = unique[0].null_logit - threshold if unique else 0.0
+        logits.append(null_logit)
+    if not logits:
+        return []
+    peak = max(logits)
+    log_total = peak + math.log(sum(math.exp(x - peak) for x in logits))
+    answers = [
+        _answer(question, c, math.exp(c.logit - log_total), options.context_chars) for c in unique[: options.top_k]
+    ]
+    if options.no_answer:
+        null_score = math.exp(logits[-1] - log_total)
+        best_null = unique[0].null_logit if unique else None
+        answers.append(
+            ExtractedAnswer(query=question, score=null_score, data=None, meta={"no_answer_logit": best_null})
+        )
+        answers.sort(key=lambda a: -a.score)
+    return answers
+
+
+def _answer(question: str, candidate: Candidate, score: float, context_chars: int) -> ExtractedAnswer:
+    content = candidate.document.content
+    left = _word_boundary(content, max(0, candidate.start - context_chars), step=-1)
+    right = _word_boundary(content, min(len(content), candidate.end + context_chars), step=1)
+    return ExtractedAnswer(
+        query=question,
+        score=score,
+        data=content[candidate.start : candidate.end],
+        document=candidate.document,
+        context=content[left:right],
+        document_offset=ExtractedAnswer.Span(candidate.start, candidate.end),
+        context_offset=ExtractedAnswer.Span(candidate.start - left, candidate.end - left),
+        meta={"answer_logit": candidate.logit, "no_answer_logit": candidate.null_logit},
+    )
+
+
+def _word_boundary(text: str, index: int, step: int, reach: int = 30) -> int:
+    """Move a snippet edge up to ``reach`` characters outwards so it does not cut a word in half."""
+    for _ in range(reach):
+        if index <= 0 or index >= len(text) or text[index - 1].isspace() or text[index].isspace():
+            return index
+        index += step
+    return index

@@ -1,0 +1,388 @@
+"""Fine-tune a Hugging Face encoder as an extractive QA reader on SQuAD-format data.
+
+Any encoder works as the base: `AutoModelForQuestionAnswering` adds a fresh span head (`qa_outputs`) to a plain
+encoder, and this module trains the whole network to predict the answer's start and end tokens. Windows that do not
+contain the answer are labelled with the CLS token, which is also how the reader learns to abstain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import (
+    AutoModelForQuestionAnswering,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    get_linear_schedule_with_warmup,
+)
+
+from .squad_metric import SquadExample, load_squad
+
+TOKENIZE_CHUNK = 1000  # examples per fast-tokenizer call: large enough to use its threads, small enough for memory
+SORT_GROUP = 50  # batches per length-sorted group in the length-grouped sampler
+LOG_EVERY = 20  # optimizer steps between progress-bar loss updates (each update syncs the GPU)
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run depends on; defaults follow the SQuAD model cards (see README of the data)."""
+
+    train_file: str | Path
+    base_model: str | Path
+    output_dir: str | Path
+    max_seq_length: int = 384
+    doc_stride: int = 128
+    max_question_length: int = 64
+    learning_rate: float = 3e-5
+    batch_size: int = 32
+    gradient_accumulation: int = 1
+    epochs: int = 2
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    limit: int | None = None
+    negatives: float = 0.0
+    device: str = "auto"
+    mixed_precision: bool = True
+
+
+@dataclass(frozen=True)
+class TrainExample:
+    """One (question, passage) pair to learn from; `answer_start is None` means the passage does not answer."""
+
+    question: str
+    context: str
+    answer_start: int | None
+    answer_text: str = ""
+
+
+@dataclass
+class Features:
+    """Tokenised, labelled windows, stored as flat int32 arrays so that 100k windows stay small in memory."""
+
+    columns: dict[str, np.ndarray]  # input_ids (and token_type_ids if the model takes them), all windows concatenated
+    bounds: np.ndarray  # window i is columns[...][bounds[i]:bounds[i + 1]]
+    start_positions: np.ndarray
+    end_positions: np.ndarray
+    example_index: np.ndarray  # the example each window was cut from
+
+    def __len__(self) -> int:
+        return len(self.start_positions)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Token count of every window, for length grouping."""
+        return np.diff(self.bounds)
+
+    def window(self, i: int, column: str = "input_ids") -> np.ndarray:
+        """The tokens of window i."""
+        return self.columns[column][self.bounds[i] : self.bounds[i + 1]]
+
+
+def to_train_examples(records: Sequence[SquadExample]) -> list[TrainExample]:
+    """Pair each question with its own paragraph and its first gold answer (none for unanswerable v2.0 ones)."""
+    return [
+        TrainExample(r.question, r.context, None)
+        if r.is_impossible or not r.answers
+        else TrainExample(r.question, r.context, r.answer_starts[0], r.answers[0])
+        for r in records
+    ]
+
+
+def article_paragraphs(records: Sequence[SquadExample]) -> dict[str, list[str]]:
+    """The distinct paragraphs of every article, in file order: the pool that negatives are drawn from."""
+    pools: dict[str, dict[str, None]] = {}
+    for r in records:
+        pools.setdefault(r.title, {})[r.context] = None
+    return {title: list(contexts) for title, contexts in pools.items()}
+
+
+def make_negatives(
+    records: Sequence[SquadExample], paragraphs: Mapping[str, list[str]], fraction: float, seed: int
+) -> list[TrainExample]:
+    """For a seeded `fraction` of questions, pair the question with another paragraph of its article as no-answer.
+
+    SQuAD 1.1 never shows the reader a passage that fails to answer; these pairs teach it to abstain. A paragraph
+    that happens to contain a gold answer is never used, and a question without such a paragraph gets none.
+    """
+    rng = random.Random(seed)
+    negatives = []
+    for r in records:
+        if fraction <= 0 or rng.random() >= fraction:
+            continue
+        golds = [a.lower() for a in r.answers]
+        others = [
+            p for p in paragraphs.get(r.title, []) if p != r.context and not any(g in p.lower() for g in golds)
+        ]
+        if others:
+            negatives.append(TrainExample(r.question, rng.choice(others), None))
+    return negatives
+
+
+def _truncate_questions(tokenizer: PreTrainedTokenizerBase, questions: list[str], max_tokens: int) -> list[str]:
+    """Cut each question after its `max_tokens`-th token, so a rambling question cannot crowd out the passage."""
+    questions = [q.lstrip() for q in questions]  # some SQuAD questions start with runs of spaces
+    encoded = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return [q if len(offsets) <= max_tokens else q[: offsets[max_tokens - 1][1]] for q, offsets in zip(questions, encoded)]
+
+
+def _label_window(
+    offsets: Sequence[tuple[int, int]], sequence_ids: Sequence[int | None], cls_index: int, example: TrainExample
+) -> tuple[int, int]:
+    """Start/end token of the answer in one window, or (cls, cls) when the window's context does not hold it all."""
+    if example.answer_start is None:
+        return cls_index, cls_index
+    first = sequence_ids.index(1)
+    last = len(sequence_ids) - 1 - sequence_ids[::-1].index(1)
+    start_char = example.answer_start
+    end_char = start_char + len(example.answer_text)
+    if offsets[first][0] > start_char or offsets[last][1] < end_char:
+        return cls_index, cls_index
+    start = first
+    while start <= last and offsets[start][0] <= start_char:
+        start += 1
+    end = last
+    while end >= first and offsets[end][1] >= end_char:
+        end -= 1
+    return start - 1, end + 1
+
+
+def make_features(
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[TrainExample],
+    max_seq_length: int,
+    doc_stride: int,
+    max_question_length: int,
+) -> Features:
+    """Tokenise (question, context) pairs into overlapping windows and label the answer span in each.
+
+    No padding here: batches are padded to their own longest window at collate time.
+    """
+    names = [n for n in tokenizer.model_input_names if n != "attention_mask"]
+    columns: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    starts: list[int] = []
+    ends: list[int] = []
+    sources: list[int] = []
+    for lo in range(0, len(examples), TOKENIZE_CHUNK):
+        chunk = examples[lo : lo + TOKENIZE_CHUNK]
+        encoded = tokenizer(
+            _truncate_questions(tokenizer, [e.question for e in chunk], max_question_length),
+            [e.context for e in chunk],
+            truncation="only_second",
+            max_length=max_seq_length,
+            stride=doc_stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            return_attention_mask=False,
+        )
+        for i, sample in enumerate(encoded["overflow_to_sample_mapping"]):
+            ids = encoded["input_ids"][i]
+            cls_index = ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
+            start, end = _label_window(encoded["offset_mapping"][i], encoded.sequence_ids(i), cls_index, chunk[sample])
+            starts.append(start)
+            ends.append(end)
+            sources.append(lo + sample)
+            for n in names:
+                columns[n].append(np.asarray(encoded[n][i], dtype=np.int32))
+    lengths = [len(ids) for ids in columns["input_ids"]]
+    return Features(
+        columns={n: np.concatenate(parts) if parts else np.zeros(0, np.int32) for n, parts in columns.items()},
+        bounds=np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]),
+        start_positions=np.asarray(starts, dtype=np.int64),
+        end_positions=np.asarray(ends, dtype=np.int64),
+        example_index=np.asarray(sources, dtype=np.int64),
+    )
+
+
+def length_grouped_batches(
+    lengths: np.ndarray, batch_size: int, generator: torch.Generator, group: int = SORT_GROUP
+) -> list[np.ndarray]:
+    """Shuffle, sort by length within groups of `group` batches, then shuffle the batches.
+
+    Windows of similar length share a batch, so dynamic padding wastes little compute, while the order of batches
+    stays random.
+    """
+    order = torch.randperm(len(lengths), generator=generator).numpy()
+    batches = []
+    span = batch_size * group
+    for lo in range(0, len(order), span):
+        chunk = order[lo : lo + span]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches += [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
+    return [batches[k] for k in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def collate(features: Features, indices: np.ndarray, pad_values: Mapping[str, int]) -> dict[str, torch.Tensor]:
+    """Pad the chosen windows to the longest among them and add the attention mask and labels."""
+    width = int(features.lengths[indices].max())
+    batch = {}
+    for name, flat in features.columns.items():
+        padded = np.full((len(indices), width), pad_values.get(name, 0), dtype=np.int64)
+        for row, i in enumerate(indices):
+            padded[row, : features.bounds[i + 1] - features.bounds[i]] = flat[features.bounds[i] : features.bounds[i + 1]]
+        batch[name] = torch.from_numpy(padded)
+    mask = np.arange(width)[None, :] < features.lengths[indices][:, None]
+    batch["attention_mask"] = torch.from_numpy(mask.astype(np.int64))
+    batch["start_positions"] = torch.from_numpy(features.start_positions[indices])
+    batch["end_positions"] = torch.from_numpy(features.end_positions[indices])
+    return batch
+
+
+def _resolve_device(name: str) -> torch.device:
+    """'auto' means the GPU when there is one."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _autocast_dtype(device: torch.device, mixed_precision: bool) -> torch.dtype | None:
+    """bf16 where the GPU has it (no loss scaling needed), else fp16; CPU training stays in fp32."""
+    if device.type != "cuda" or not mixed_precision:
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only: decaying biases and LayerNorm gains only hurts."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.learning_rate, fused=device.type == "cuda")
+
+
+@dataclass
+class _Loop:
+    """The moving parts of the optimisation loop, bundled so the epoch function stays readable."""
+
+    model: PreTrainedModel
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    accumulation: int
+    max_grad_norm: float
+    pad_values: dict[str, int]
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed precision on CUDA, a no-op elsewhere."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def step(self) -> None:
+        """One optimizer update from the accumulated gradients."""
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+
+def _accumulation_groups(batches: list[np.ndarray], accumulation: int) -> Iterator[list[np.ndarray]]:
+    """The micro-batches of each optimizer step; the last step of an epoch may have fewer."""
+    for lo in range(0, len(batches), accumulation):
+        yield batches[lo : lo + accumulation]
+
+
+def _run_epoch(loop: _Loop, features: Features, batches: list[np.ndarray], bar: tqdm) -> float:
+    """Train over the batches once; returns the mean micro-batch loss."""
+    loop.model.train()
+    total = torch.zeros((), device=loop.device)  # summed on the device: reading it every step would stall the GPU
+    for step, group in enumerate(_accumulation_groups(batches, loop.accumulation), start=1):
+        for indices in group:
+            batch = {k: v.to(loop.device, non_blocking=True) for k, v in collate(features, indices, loop.pad_values).items()}
+            with loop.autocast():
+                loss = loop.model(**batch).loss
+            loop.scaler.scale(loss / loop.accumulation).backward()
+            total += loss.detach().float()
+        loop.step()
+        bar.update(1)
+        if step % LOG_EVERY == 0:
+            bar.set_postfix(loss=f"{total.item() / (step * loop.accumulation):.4f}")
+    return total.item() / len(batches)
+
+
+def _save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
+    """A standard Hugging Face folder: model.safetensors, config.json (architectures *ForQuestionAnswering), tokenizer."""
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def _load_examples(config: TrainConfig) -> list[TrainExample]:
+    """The training pairs: each question with its paragraph, plus the requested share of no-answer negatives."""
+    records = load_squad(config.train_file).examples
+    questions = records[: config.limit]
+    negatives = make_negatives(questions, article_paragraphs(records), config.negatives, config.seed)
+    return to_train_examples(questions) + negatives
+
+
+def _load_model(config: TrainConfig, device: torch.device) -> PreTrainedModel:
+    """The base in fp32 (the master weights must be fp32 even if the checkpoint is half); a plain encoder gets a new head."""
+    torch.manual_seed(config.seed)  # the fresh qa_outputs head is drawn from the global generator
+    model = AutoModelForQuestionAnswering.from_pretrained(config.base_model, dtype=torch.float32, trust_remote_code=False)
+    return model.to(device)
+
+
+def train(config: TrainConfig, progress: bool = True) -> Path:
+    """Fine-tune `config.base_model` on `config.train_file`; returns the output folder holding the final model."""
+    started = time.perf_counter()
+    output_dir = Path(config.output_dir)
+    device = _resolve_device(config.device)
+    tokenizer = AutoTokenizer.from_pretrained(config.base_model)
+    if not tokenizer.is_fast:
+        raise ValueError(f"{config.base_model}: span labelling needs a fast tokenizer (character offsets)")
+    examples = _load_examples(config)
+    features = make_features(tokenizer, examples, config.max_seq_length, config.doc_stride, config.max_question_length)
+    model = _load_model(config, device)
+    optimizer = _make_optimizer(model, config, device)
+    generator = torch.Generator().manual_seed(config.seed)
+    steps_per_epoch = math.ceil(math.ceil(len(features) / config.batch_size) / config.gradient_accumulation)
+    total_steps = steps_per_epoch * config.epochs
+    amp_dtype = _autocast_dtype(device, config.mixed_precision)
+    loop = _Loop(
+        model=model,
+        optimizer=optimizer,
+        scheduler=get_linear_schedule_with_warmup(optimizer, round(config.warmup_ratio * total_steps), total_steps),
+        scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
+        device=device,
+        amp_dtype=amp_dtype,
+        accumulation=config.gradient_accumulation,
+        max_grad_norm=config.max_grad_norm,
+        pad_values={"input_ids": tokenizer.pad_token_id, "token_type_ids": tokenizer.pad_token_type_id},
+    )
+    epoch_losses = []
+    with tqdm(total=total_steps, desc="training", unit="step", disable=not progress) as bar:
+        for epoch in range(1, config.epochs + 1):
+            batches = length_grouped_batches(features.lengths, config.batch_size, generator)
+            epoch_losses.append(_run_epoch(loop, features, batches, bar))
+            bar.set_postfix(loss=f"{epoch_losses[-1]:.4f}")
+            _save(model, tokenizer, output_dir / f"checkpoint-epoch-{epoch}")
+    _save(model, tokenizer, output_dir)
+    summary = {
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "device": str(device),
+        "autocast_dtype": str(amp_dtype) if amp_dtype else None,
+        "num_examples": len(examples),
+        "num_features": len(features),
+        "optimizer_steps": total_steps,
+        "epoch_losses": epoch_losses,
+        "final_loss": epoch_losses[-1],
+        "wall_time_s": round(time.perf_counter() - started, 2),
+    }
+    (output_dir / "training_args.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return output_dir

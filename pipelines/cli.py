@@ -9,8 +9,16 @@ import sys
 from pathlib import Path
 
 from corpusqa.reader.core import ReadOptions
+from corpusqa.reader.training import TrainConfig
 
 _DEFAULTS = ReadOptions()
+_TRAIN_DEFAULTS = TrainConfig(train_file="", base_model="", output_dir="")
+#: TrainConfig fields offered as flags, with their types; the defaults stay in TrainConfig.
+_TRAIN_FIELDS = {
+    "max_seq_length": int, "doc_stride": int, "max_question_length": int, "learning_rate": float,
+    "batch_size": int, "gradient_accumulation": int, "epochs": int, "warmup_ratio": float,
+    "weight_decay": float, "seed": int, "limit": int, "max_steps": int, "negatives": float, "device": str,
+}
 
 
 class UsageError(Exception):
@@ -59,6 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     squad.add_argument("--json", action="store_true", help="print only the metrics, as one JSON object")
     _reader_options(squad)
     squad.set_defaults(handler=_eval_squad)
+
+    fit = commands.add_parser("train", help="fine-tune an encoder as an extractive reader on SQuAD-format data")
+    fit.add_argument("--train", type=Path, required=True, help="SQuAD-format training JSON")
+    fit.add_argument("--model", required=True, help="base encoder or QA model: hub id or folder")
+    fit.add_argument("--output", type=Path, required=True, help="folder for the fine-tuned model")
+    fit.add_argument("--dev", type=Path, help="SQuAD-format file to evaluate the final model on")
+    fit.add_argument("--dev-limit", type=int, help="evaluate on the first N dev questions only")
+    for name, field in _TRAIN_FIELDS.items():
+        fit.add_argument(f"--{name.replace('_', '-')}", type=field, default=getattr(_TRAIN_DEFAULTS, name))
+    fit.set_defaults(handler=_train)
     return parser
 
 
@@ -75,6 +93,7 @@ def _reader_options(parser: argparse.ArgumentParser) -> None:
         help="abstain when null_logit - best_logit exceeds this (default: the model's tuned value, else 0)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA and AMX CPUs), float32, bfloat16, float16")
 
 
 def _options(args: argparse.Namespace) -> ReadOptions:
@@ -100,7 +119,7 @@ def _read(args: argparse.Namespace) -> int:
         text, name = args.context, "--context"
     if not text.strip():
         raise UsageError(f"{name} is empty: there is nothing to read an answer from")
-    reader = load_reader_model(args.model, device=args.device)
+    reader = load_reader_model(args.model, device=args.device, dtype=args.dtype)
     passage = Document(content=text, meta={"file_path": name})
     results = read(reader, args.question, [passage], _options(args))
     if args.json:
@@ -154,7 +173,7 @@ def _eval_squad(args: argparse.Namespace) -> int:
         metrics = evaluate_files(args.data, args.predictions, args.na_probs)
     else:
         dataset = load_squad(args.data)
-        reader = load_reader_model(args.model, device=args.device)
+        reader = load_reader_model(args.model, device=args.device, dtype=args.dtype)
         metrics = evaluate_reader(
             reader, dataset, _options(args), limit=args.limit, progress=not args.json, output_dir=args.output
         )
@@ -167,6 +186,30 @@ def _eval_squad(args: argparse.Namespace) -> int:
     else:
         for key, value in metrics.items():
             print(f"{key:>28}: {value:.4f}" if isinstance(value, float) else f"{key:>28}: {value}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from corpusqa.reader import load_reader_model
+    from corpusqa.reader.evaluation import evaluate_reader
+    from corpusqa.reader.squad_metric import load_squad
+    from corpusqa.reader.training import train
+
+    config = replace(
+        _TRAIN_DEFAULTS,
+        train_file=args.train,
+        base_model=args.model,
+        output_dir=args.output,
+        **{name: getattr(args, name) for name in _TRAIN_FIELDS},
+    )
+    output = train(config)
+    print(f"model saved to {output}")
+    if args.dev is not None:
+        metrics = evaluate_reader(load_reader_model(output, device=args.device), load_squad(args.dev), limit=args.dev_limit)
+        (output / "dev_metrics.json").write_text(json.dumps({"data": str(args.dev), **metrics}, indent=2) + "\n")
+        print(json.dumps(metrics, indent=2))
     return 0
 
 

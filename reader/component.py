@@ -23,6 +23,7 @@ class ExtractiveReader:
         self,
         model: str,
         device: str = "auto",
+        dtype: str = "auto",
         token: Secret | None = Secret.from_env_var(["HF_API_TOKEN", "HF_TOKEN"], strict=False),
         top_k: int = _DEFAULTS.top_k,
         max_seq_length: int = _DEFAULTS.max_seq_length,
@@ -37,6 +38,7 @@ class ExtractiveReader:
     ):
         self.model = str(model)
         self.device = device
+        self.dtype = dtype
         self.token = token
         self.options = ReadOptions(
             top_k=top_k,
@@ -56,7 +58,7 @@ class ExtractiveReader:
         """Load the model once; Pipeline calls this before the first run."""
         if self._loaded is None:
             token = self.token.resolve_value() if self.token else None
-            self._loaded = load_reader_model(self.model, device=self.device, token=token)
+            self._loaded = load_reader_model(self.model, device=self.device, dtype=self.dtype, token=token)
 
     @property
     def loaded(self) -> ReaderModel:
@@ -86,6 +88,7 @@ class ExtractiveReader:
             self,
             model=self.model,
             device=self.device,
+            dtype=self.dtype,
             token=self.token.to_dict() if self.token else None,
             top_k=options.top_k,
             max_seq_length=options.max_seq_length,

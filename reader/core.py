@@ -43,7 +43,8 @@ class ReadOptions:
     #: None: the threshold stored with the model (tuned by `corpusqa eval`), else 0.0.
     no_answer_threshold: float | None = None
     no_answer: bool = True
-    batch_size: int = 32
+    #: Windows per forward pass; None picks by device (``auto_batch_size``).
+    batch_size: int | None = None
     #: Characters of passage shown on each side of an answer in its context snippet.
     context_chars: int = 150
     #: (question, passage) pairs tokenized at once; bounds memory for very large calls.
@@ -126,7 +127,7 @@ def _collect(reader, asked, pairs, max_seq_length, options, candidates) -> None:
     windows = make_windows(
         reader.tokenizer, [asked[q] for q, _ in pairs], [d.content for _, d in pairs], max_seq_length, options.doc_stride
     )
-    for batch in run_windows(reader, windows, options.batch_size):
+    for batch in run_windows(reader, windows, options.batch_size or auto_batch_size(reader)):
         spans = best_spans(
             batch.start_logits,
             batch.end_logits,
@@ -144,6 +145,12 @@ def _collect(reader, asked, pairs, max_seq_length, options, candidates) -> None:
                 start, end = _strip(document.content, offsets[starts[row, slot]][0], offsets[ends[row, slot]][1])
                 if start < end:
                     candidates[q].append(Candidate(float(logits[row, slot]), float(nulls[row]), document, start, end))
+
+
+def auto_batch_size(reader: ReaderModel) -> int:
+    """Small batches on CPU, where a batch costs its padded tokens and small length-sorted batches carry
+    little padding (8 was fastest in benchmarks/reader_speed.py); large ones on GPUs, which need width."""
+    return 64 if reader.device.type == "cuda" else 8
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .core import auto_batch_size
 from .model import ReaderModel, load_reader_model
 from .windows import make_windows, run_windows, truncate_questions
 
@@ -31,7 +32,8 @@ def pipeline(
     model: str | Path | ReaderModel | None = None,
     tokenizer=None,
     device: str | None = "auto",
-    batch_size: int = 32,
+    batch_size: int | None = None,
+    dtype: str = "auto",
     **_ignored,
 ) -> QuestionAnsweringPipeline:
     """``pipeline("question-answering", model=M)`` or ``pipeline(M)``: the seeds' entry point."""
@@ -43,16 +45,16 @@ def pipeline(
         raise ValueError("name a question-answering model: pipeline('question-answering', model=...)")
     if tokenizer is not None and not (isinstance(tokenizer, str) and str(tokenizer) == str(model)):
         raise ValueError("a separate tokenizer is not supported: the model folder's own tokenizer is used")
-    loaded = model if isinstance(model, ReaderModel) else load_reader_model(model, device=device)
+    loaded = model if isinstance(model, ReaderModel) else load_reader_model(model, device=device, dtype=dtype)
     return QuestionAnsweringPipeline(loaded, batch_size=batch_size)
 
 
 class QuestionAnsweringPipeline:
     """Callable like transformers 4.x's QuestionAnsweringPipeline, with its keyword arguments and defaults."""
 
-    def __init__(self, reader: ReaderModel, batch_size: int = 32):
+    def __init__(self, reader: ReaderModel, batch_size: int | None = None):
         self.reader = reader
-        self.batch_size = batch_size
+        self.batch_size = batch_size or auto_batch_size(reader)
 
     def __call__(
         self,

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -26,6 +27,7 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
+from .model import cpu_has_bf16_matrix_units
 from .squad_metric import SquadExample, load_squad
 
 TOKENIZE_CHUNK = 1000  # examples per fast-tokenizer call: large enough to use its threads, small enough for memory
@@ -52,6 +54,9 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     seed: int = 42
     limit: int | None = None
+    #: Stop after this many optimizer steps (the schedule decays to zero there): a shuffled sample of every
+    #: article, unlike ``limit``'s first questions, for runs that cannot afford a whole epoch.
+    max_steps: int | None = None
     negatives: float = 0.0
     device: str = "auto"
     mixed_precision: bool = True
@@ -119,7 +124,7 @@ def make_negatives(
     rng = random.Random(seed)
     negatives = []
     for r in records:
-        if fraction <= 0 or rng.random() >= fraction:
+        if rng.random() >= fraction:
             continue
         golds = [a.lower() for a in r.answers]
         others = [
@@ -134,7 +139,7 @@ def _truncate_questions(tokenizer: PreTrainedTokenizerBase, questions: list[str]
     """Cut each question after its `max_tokens`-th token, so a rambling question cannot crowd out the passage."""
     questions = [q.lstrip() for q in questions]  # some SQuAD questions start with runs of spaces
     encoded = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    return [q if len(offsets) <= max_tokens else q[: offsets[max_tokens - 1][1]] for q, offsets in zip(questions, encoded)]
+    return [q if len(spans) <= max_tokens else q[: spans[max_tokens - 1][1]] for q, spans in zip(questions, encoded)]
 
 
 def _label_window(
@@ -170,6 +175,7 @@ def make_features(
     No padding here: batches are padded to their own longest window at collate time.
     """
     names = [n for n in tokenizer.model_input_names if n != "attention_mask"]
+    cls_id = tokenizer.cls_token_id
     columns: dict[str, list[np.ndarray]] = {n: [] for n in names}
     starts: list[int] = []
     ends: list[int] = []
@@ -188,7 +194,7 @@ def make_features(
         )
         for i, sample in enumerate(encoded["overflow_to_sample_mapping"]):
             ids = encoded["input_ids"][i]
-            cls_index = ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
+            cls_index = ids.index(cls_id) if cls_id in ids else 0
             start, end = _label_window(encoded["offset_mapping"][i], encoded.sequence_ids(i), cls_index, chunk[sample])
             starts.append(start)
             ends.append(end)
@@ -227,10 +233,11 @@ def collate(features: Features, indices: np.ndarray, pad_values: Mapping[str, in
     """Pad the chosen windows to the longest among them and add the attention mask and labels."""
     width = int(features.lengths[indices].max())
     batch = {}
-    for name, flat in features.columns.items():
+    for name in features.columns:
         padded = np.full((len(indices), width), pad_values.get(name, 0), dtype=np.int64)
         for row, i in enumerate(indices):
-            padded[row, : features.bounds[i + 1] - features.bounds[i]] = flat[features.bounds[i] : features.bounds[i + 1]]
+            tokens = features.window(i, name)
+            padded[row, : len(tokens)] = tokens
         batch[name] = torch.from_numpy(padded)
     mask = np.arange(width)[None, :] < features.lengths[indices][:, None]
     batch["attention_mask"] = torch.from_numpy(mask.astype(np.int64))
@@ -247,10 +254,12 @@ def _resolve_device(name: str) -> torch.device:
 
 
 def _autocast_dtype(device: torch.device, mixed_precision: bool) -> torch.dtype | None:
-    """bf16 where the GPU has it (no loss scaling needed), else fp16; CPU training stays in fp32."""
-    if device.type != "cuda" or not mixed_precision:
+    """bf16 where the hardware has bf16 matrix units (CUDA, CPUs with AMX), fp16 on older GPUs, else fp32."""
+    if not mixed_precision:
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if device.type == "cpu" and cpu_has_bf16_matrix_units() else None
 
 
 def _make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
@@ -278,7 +287,7 @@ class _Loop:
     pad_values: dict[str, int]
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """Mixed precision on CUDA, a no-op elsewhere."""
+        """Mixed precision where ``_autocast_dtype`` chose it, a no-op otherwise."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
@@ -305,7 +314,8 @@ def _run_epoch(loop: _Loop, features: Features, batches: list[np.ndarray], bar: 
     total = torch.zeros((), device=loop.device)  # summed on the device: reading it every step would stall the GPU
     for step, group in enumerate(_accumulation_groups(batches, loop.accumulation), start=1):
         for indices in group:
-            batch = {k: v.to(loop.device, non_blocking=True) for k, v in collate(features, indices, loop.pad_values).items()}
+            batch = collate(features, indices, loop.pad_values)
+            batch = {k: v.to(loop.device, non_blocking=True) for k, v in batch.items()}
             with loop.autocast():
                 loss = loop.model(**batch).loss
             loop.scaler.scale(loss / loop.accumulation).backward()
@@ -318,7 +328,7 @@ def _run_epoch(loop: _Loop, features: Features, batches: list[np.ndarray], bar: 
 
 
 def _save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
-    """A standard Hugging Face folder: model.safetensors, config.json (architectures *ForQuestionAnswering), tokenizer."""
+    """A standard Hugging Face folder (model.safetensors, config.json naming *ForQuestionAnswering, tokenizer)."""
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
 
@@ -332,9 +342,14 @@ def _load_examples(config: TrainConfig) -> list[TrainExample]:
 
 
 def _load_model(config: TrainConfig, device: torch.device) -> PreTrainedModel:
-    """The base in fp32 (the master weights must be fp32 even if the checkpoint is half); a plain encoder gets a new head."""
+    """The base in fp32 (master weights must be fp32 even from a half checkpoint); a plain encoder gets a new head.
+
+    transformers reads model.safetensors in preference to pickled weights; remote code is never run.
+    """
     torch.manual_seed(config.seed)  # the fresh qa_outputs head is drawn from the global generator
-    model = AutoModelForQuestionAnswering.from_pretrained(config.base_model, dtype=torch.float32, trust_remote_code=False)
+    model = AutoModelForQuestionAnswering.from_pretrained(
+        config.base_model, dtype=torch.float32, trust_remote_code=False
+    )
     return model.to(device)
 
 
@@ -348,11 +363,15 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         raise ValueError(f"{config.base_model}: span labelling needs a fast tokenizer (character offsets)")
     examples = _load_examples(config)
     features = make_features(tokenizer, examples, config.max_seq_length, config.doc_stride, config.max_question_length)
+    if not len(features):
+        raise ValueError(f"{config.train_file}: no training examples")
     model = _load_model(config, device)
     optimizer = _make_optimizer(model, config, device)
     generator = torch.Generator().manual_seed(config.seed)
     steps_per_epoch = math.ceil(math.ceil(len(features) / config.batch_size) / config.gradient_accumulation)
     total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
     amp_dtype = _autocast_dtype(device, config.mixed_precision)
     loop = _Loop(
         model=model,
@@ -368,7 +387,11 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     epoch_losses = []
     with tqdm(total=total_steps, desc="training", unit="step", disable=not progress) as bar:
         for epoch in range(1, config.epochs + 1):
+            remaining = total_steps - (epoch - 1) * steps_per_epoch
+            if remaining <= 0:
+                break
             batches = length_grouped_batches(features.lengths, config.batch_size, generator)
+            batches = batches[: remaining * config.gradient_accumulation]
             epoch_losses.append(_run_epoch(loop, features, batches, bar))
             bar.set_postfix(loss=f"{epoch_losses[-1]:.4f}")
             _save(model, tokenizer, output_dir / f"checkpoint-epoch-{epoch}")

@@ -76,7 +76,7 @@ def test_answers_and_scores_equal_transformers4_for_every_seed_architecture(tiny
         for inputs, kwargs in CASES
     ]
     expected = reference_answers(transformers4, cases)
-    pipes = {arch: pipeline("question-answering", model=tiny_models[arch], device="cpu") for arch in ARCHS}
+    pipes = {arch: pipeline("question-answering", model=tiny_models[arch], device="cpu", dtype="float32") for arch in ARCHS}
     for case, theirs in zip(cases, expected):
         arch = next(a for a in ARCHS if str(tiny_models[a]) == case["model"])
         assert_same(pipes[arch](case["inputs"], **case["kwargs"]), theirs)

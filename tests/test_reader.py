@@ -26,7 +26,7 @@ def unicode_passage(rng: random.Random, words: int) -> str:
 
 @pytest.fixture(scope="module")
 def readers(tiny_models):
-    return {arch: load_reader_model(tiny_models[arch], device="cpu") for arch in ARCHS}
+    return {arch: load_reader_model(tiny_models[arch], device="cpu", dtype="float32") for arch in ARCHS}
 
 
 def spans_of(answers):
@@ -190,3 +190,17 @@ def test_model_without_model_max_length_uses_its_position_limit(tmp_path):
     assert reader.max_positions == 512
     answers = read(reader, "Where?", [Document(content=unicode_passage(random.Random(2), 900))])
     assert any(a.data for a in answers)
+
+
+def test_dtype_is_chosen_by_hardware_unless_named(tiny_models):
+    import torch
+
+    from corpusqa.reader.model import cpu_has_bf16_matrix_units
+
+    auto = load_reader_model(tiny_models["electra"], device="cpu")
+    expected = torch.bfloat16 if cpu_has_bf16_matrix_units() else torch.float32
+    assert next(auto.model.parameters()).dtype == expected
+    named = load_reader_model(tiny_models["electra"], device="cpu", dtype="float32")
+    assert next(named.model.parameters()).dtype == torch.float32
+    with pytest.raises(ValueError, match="dtype must be auto or one of"):
+        load_reader_model(tiny_models["electra"], device="cpu", dtype="float8")

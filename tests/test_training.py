@@ -101,7 +101,8 @@ def test_unanswerable_question_is_labelled_cls(tokenizer):
 
 
 def test_long_question_is_truncated(tokenizer):
-    example = TrainExample("why " * 200 + "is the sky blue?", "The sky is blue because of Rayleigh scattering.", 0, "The")
+    context = "The sky is blue because of Rayleigh scattering."
+    example = TrainExample("why " * 200 + "is the sky blue?", context, 0, "The")
     features = make_features(tokenizer, [example], max_seq_length=128, doc_stride=32, max_question_length=10)
     assert len(features) == 1
     question_tokens = int((features.window(0, "token_type_ids") == 0).sum()) - 2  # minus [CLS] and [SEP]
@@ -181,3 +182,10 @@ def test_same_seed_gives_identical_weights(tiny_model, tmp_path):
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_max_steps_stops_the_run_there(tiny_model, tmp_path):
+    out = train(_config(tiny_model, tmp_path / "run", epochs=3, limit=100, batch_size=8, max_steps=5), progress=False)
+    summary = json.loads((out / "training_args.json").read_text())
+    assert summary["optimizer_steps"] == 5 and len(summary["epoch_losses"]) == 1
+    assert (out / "model.safetensors").exists()

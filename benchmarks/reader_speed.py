@@ -264,6 +264,16 @@ def main() -> None:
         if "gpu_peak_mb" in r:
             line += f"{r['gpu_peak_mb']:>12.0f}"
         print(line)
+    if baseline and plain:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        differ = [h for h, p in zip(baseline["top"], plain["top"]) if tuple(h) != tuple(p)]
+        too_long = sum(len(tokenizer(h[3], add_special_tokens=False)["input_ids"]) > MAX_ANSWER for h in differ)
+        print(
+            f"\nhaystack's top answer differs from the plain loop's on {len(differ)} of {len(plain['top'])} questions; "
+            f"{too_long} of those are longer than {MAX_ANSWER} tokens (it has no maximum answer length)."
+        )
 
 
 if __name__ == "__main__":

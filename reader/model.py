@@ -16,6 +16,8 @@ import torch
 from tokenizers import normalizers
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, PreTrainedModel
 
+from corpusqa.models import BUILTIN_READERS
+
 logger = logging.getLogger(__name__)
 
 #: Written beside a model by `corpusqa eval`/`train`; holds the no-answer threshold tuned on SQuAD 2.0.
@@ -95,10 +97,12 @@ def load_reader_model(
 ) -> ReaderModel:
     """Load tokenizer and QA model; refuse models without a trained QA head or without a fast tokenizer.
 
+    ``name_or_path`` is a built-in reader's name (``corpusqa.models.BUILTIN_READERS``), a folder or a hub id.
+
     Safetensors weights are preferred (transformers' default); remote code is never trusted.
     """
     name = str(name_or_path)
-    local = Path(name).expanduser()
+    local = BUILTIN_READERS.get(name, Path(name).expanduser())
     if local.exists():
         if not (local / "config.json").is_file():
             raise ReaderLoadError(f"{local} is not a model folder: it has no config.json")

@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
-from corpusqa.reader.core import ReadOptions
-from corpusqa.reader.training import TrainConfig
+# Haystack's usage telemetry phones home on each pipeline run and reads this when it is imported: a local
+# tool should not call out (set HAYSTACK_TELEMETRY_ENABLED=True to opt back in).
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+
+from corpusqa.models import DEFAULT_READER  # noqa: E402
+from corpusqa.reader.core import ReadOptions  # noqa: E402
+from corpusqa.reader.training import TrainConfig  # noqa: E402
 
 _DEFAULTS = ReadOptions()
 _TRAIN_DEFAULTS = TrainConfig(train_file="", base_model="", output_dir="")
@@ -42,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     read = commands.add_parser("read", help="answer a question from a text with one reader model")
-    read.add_argument("--model", required=True, help="hub id or folder of an extractive QA model")
+    read.add_argument("--model", default=DEFAULT_READER, help="hub id or folder of an extractive QA model (default: the shipped reader)")
     read.add_argument("--question", "-q", required=True, action="append", help="repeat for several questions")
     source = read.add_mutually_exclusive_group(required=True)
     source.add_argument("--context-file", type=Path, help="UTF-8 text file to read the answer from")
@@ -55,8 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     kinds = evaluate.add_subparsers(dest="kind", required=True)
     squad = kinds.add_parser("squad", help="reader-only evaluation with the official SQuAD metric")
     squad.add_argument("--data", type=Path, required=True, help="SQuAD v1.1 or v2.0 JSON file")
-    what = squad.add_mutually_exclusive_group(required=True)
-    what.add_argument("--model", help="reader to evaluate (hub id or folder)")
+    what = squad.add_mutually_exclusive_group()
+    what.add_argument("--model", default=DEFAULT_READER, help="reader to evaluate (default: the shipped reader)")
     what.add_argument("--predictions", type=Path, help="score an existing predictions file instead")
     squad.add_argument("--na-probs", type=Path, help="with --predictions: the v2.0 na_probs file")
     squad.add_argument("--limit", type=int, help="only the first N questions")
@@ -67,6 +73,41 @@ def _parser() -> argparse.ArgumentParser:
     squad.add_argument("--json", action="store_true", help="print only the metrics, as one JSON object")
     _reader_options(squad)
     squad.set_defaults(handler=_eval_squad)
+
+    open_ = kinds.add_parser("open", help="open-domain: index SQuAD paragraphs, ask every question through the pipeline")
+    open_.add_argument("--data", type=Path, required=True, help="SQuAD file whose questions are asked")
+    open_.add_argument("--corpus", type=Path, action="append", default=[], help="more SQuAD files whose paragraphs join the corpus")
+    open_.add_argument("--store", type=Path, required=True, help="store folder for the corpus (reused if it holds it already)")
+    open_.add_argument("--retriever", choices=("bm25", "dense", "hybrid"), action="append", help="default: all three")
+    open_.add_argument("--passages", type=int, default=10, help="passages the reader reads per question")
+    open_.add_argument("--limit", type=int, help="only the first N questions")
+    open_.add_argument("--json", action="store_true", help="print only the metrics, as one JSON object")
+    open_.set_defaults(handler=_eval_open)
+
+    index = commands.add_parser("index", help="index files and folders (incremental: unchanged files are skipped)")
+    index.add_argument("paths", nargs="+", type=Path, help="files and folders, searched recursively")
+    index.add_argument("--store", default=_default_store(), help="store folder (default: $CORPUSQA_STORE or ./.corpusqa)")
+    index.add_argument("--prune", action="store_true", help="remove documents whose files are gone from these paths")
+    index.add_argument("--no-embed", action="store_true", help="BM25 only: skip dense embeddings")
+    index.set_defaults(handler=_index)
+
+    ask = commands.add_parser("ask", help="ask the indexed corpus a question")
+    ask.add_argument("question", nargs="?", help="the question (or --questions FILE)")
+    ask.add_argument("--questions", type=Path, help="many questions: one per line, or JSONL with a 'question' field")
+    ask.add_argument("--output", type=Path, help="with --questions: write JSONL here instead of stdout")
+    ask.add_argument("--store", default=_default_store(), help="store folder (default: $CORPUSQA_STORE or ./.corpusqa)")
+    ask.add_argument("--retriever", choices=("bm25", "dense", "hybrid"), default="hybrid")
+    ask.add_argument("--passages", type=int, help="passages to read (default: the pipeline YAML's)")
+    ask.add_argument("--top-k", type=int, help="answers to show (default: the pipeline YAML's)")
+    ask.add_argument("--file-type", action="append", help="only passages of this file type (pdf, docx, html, md, txt)")
+    ask.add_argument("--no-answer-threshold", type=float, help="abstain when null_logit - best_logit exceeds this")
+    ask.add_argument("--json", action="store_true", help="print everything machine-readable, offsets included")
+    ask.set_defaults(handler=_ask)
+
+    stats = commands.add_parser("stats", help="what the store holds")
+    stats.add_argument("--store", default=_default_store())
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(handler=_stats)
 
     fit = commands.add_parser("train", help="fine-tune an encoder as an extractive reader on SQuAD-format data")
     fit.add_argument("--train", type=Path, required=True, help="SQuAD-format training JSON")
@@ -94,6 +135,10 @@ def _reader_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA and AMX CPUs), float32, bfloat16, float16")
+
+
+def _default_store() -> str:
+    return os.environ.get("CORPUSQA_STORE", ".corpusqa")
 
 
 def _options(args: argparse.Namespace) -> ReadOptions:
@@ -140,9 +185,11 @@ def _read_text(path: Path) -> str:
 
 
 def _answer_json(answer) -> dict:
+    """An answer with every offset: into the passage, into its context snippet and, when known, into the file."""
     if answer.data is None:
         return {"answer": None, "score": answer.score}
-    return {
+    meta = {k: v for k, v in answer.document.meta.items() if not k.startswith("_")}
+    found = {
         "answer": answer.data,
         "score": answer.score,
         "start": answer.document_offset.start,
@@ -151,8 +198,12 @@ def _answer_json(answer) -> dict:
         "context_start": answer.context_offset.start,
         "context_end": answer.context_offset.end,
         "document_id": answer.document.id,
-        "meta": answer.document.meta,
+        "meta": meta,
     }
+    if isinstance(meta.get("split_idx_start"), int):
+        found["file_start"] = meta["split_idx_start"] + found["start"]
+        found["file_end"] = meta["split_idx_start"] + found["end"]
+    return found
 
 
 def _marked(answer) -> str:
@@ -161,6 +212,101 @@ def _marked(answer) -> str:
         return "(no answer: the reader abstains)"
     context, span = answer.context.replace("\n", " "), answer.context_offset
     return f"…{context[: span.start]}»{context[span.start : span.end]}«{context[span.end :]}…"
+
+
+def _index(args: argparse.Namespace) -> int:
+    from corpusqa.indexing.indexer import index_paths
+    from corpusqa.indexing.store import EmbeddedDocumentStore
+
+    with EmbeddedDocumentStore(args.store) as store:
+        report = index_paths(args.paths, store, embed=not args.no_embed, prune=args.prune)
+    print(report.summary())
+    return 0
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from corpusqa.pipelines.query import ask, load_query_pipeline
+
+    if (args.question is None) == (args.questions is None):
+        raise UsageError("give one question, or --questions FILE")
+    questions = [{"question": args.question}] if args.question is not None else _questions(args.questions)
+    _require_store(args.store)
+    pipeline = load_query_pipeline(args.retriever, args.store, {"no_answer_threshold": args.no_answer_threshold})
+    filters = {"field": "meta.file_type", "operator": "in", "value": args.file_type} if args.file_type else None
+    batch = args.questions is not None
+    sink = args.output.open("w", encoding="utf-8") if batch and args.output else sys.stdout
+    try:
+        for item in questions:
+            result = ask(pipeline, item["question"], args.passages, args.top_k, filters)
+            if batch or args.json:
+                record = {**item, "abstained": result.abstained, "seconds": round(result.seconds, 4)}
+                record["answers"] = [_answer_json(a) for a in result.answers]
+                print(json.dumps(record, ensure_ascii=False, indent=None if batch else 2), file=sink)
+            else:
+                _print_result(result)
+    finally:
+        if sink is not sys.stdout:
+            sink.close()
+    return 0
+
+
+def _questions(path: Path) -> list[dict]:
+    """One question per line, or JSONL objects with a 'question' field (other fields are echoed back)."""
+    items = []
+    for number, line in enumerate(_read_text(path).splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise UsageError(f"{path}:{number}: not valid JSON ({error.msg})") from error
+            if not isinstance(item.get("question"), str) or not item["question"].strip():
+                raise UsageError(f"{path}:{number}: a JSON line needs a non-empty 'question' field")
+            items.append(item)
+        else:
+            items.append({"question": line})
+    if not items:
+        raise UsageError(f"{path} holds no questions")
+    return items
+
+
+def _require_store(store: str) -> None:
+    if not Path(store).is_dir():
+        raise UsageError(f"no store at {store}: index documents first (corpusqa index PATH --store {store})")
+
+
+def _print_result(result) -> None:
+    print(f"Q: {result.question}   ({result.seconds * 1000:.0f} ms)")
+    spans = [a for a in result.answers if a.data is not None]
+    if result.abstained:
+        print("  No answer found: the reader abstains. The best passages were:")
+        for passage in result.passages[:3]:
+            print(f"   - {_source(passage.meta)}: {passage.content[:160].strip()}…")
+        if spans:
+            print("  Weaker candidates:")
+    for rank, answer in enumerate(spans, 1):
+        print(f"  {rank}. {answer.score:6.1%}  {answer.data}")
+        print(f"      {_source(answer.document.meta)}  {_marked(answer)}")
+
+
+def _source(meta: dict) -> str:
+    name = meta.get("file_name") or meta.get("file_path") or "?"
+    return f"{name}, page {meta['page_number']}" if meta.get("file_type") == "pdf" and meta.get("page_number") else name
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from corpusqa.indexing.store import EmbeddedDocumentStore
+
+    _require_store(args.store)
+    stats = EmbeddedDocumentStore(args.store).stats()
+    if args.json:
+        print(json.dumps(stats, indent=2, default=str))
+    else:
+        for key, value in stats.items():
+            print(f"{key:>20}: {value}")
+    return 0
 
 
 def _eval_squad(args: argparse.Namespace) -> int:
@@ -178,9 +324,9 @@ def _eval_squad(args: argparse.Namespace) -> int:
             reader, dataset, _options(args), limit=args.limit, progress=not args.json, output_dir=args.output
         )
         if args.save_threshold:
-            if "best_f1_no_answer_threshold" not in metrics or not Path(args.model).is_dir():
+            if "best_f1_no_answer_threshold" not in metrics or not reader.name or not Path(reader.name).is_dir():
                 raise UsageError("--save-threshold needs a SQuAD 2.0 file and a model folder")
-            save_no_answer_threshold(Path(args.model), metrics["best_f1_no_answer_threshold"])
+            save_no_answer_threshold(Path(reader.name), metrics["best_f1_no_answer_threshold"])
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -210,6 +356,28 @@ def _train(args: argparse.Namespace) -> int:
         metrics = evaluate_reader(load_reader_model(output, device=args.device), load_squad(args.dev), limit=args.dev_limit)
         (output / "dev_metrics.json").write_text(json.dumps({"data": str(args.dev), **metrics}, indent=2) + "\n")
         print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _eval_open(args: argparse.Namespace) -> int:
+    from corpusqa.indexing.store import EmbeddedDocumentStore
+    from corpusqa.pipelines.open_eval import evaluate_open, index_passages, squad_passages
+    from corpusqa.reader.squad_metric import load_squad
+
+    questions = load_squad(args.data)
+    passages = squad_passages([questions] + [load_squad(path) for path in args.corpus])
+    store = EmbeddedDocumentStore(args.store)
+    held = store.count_documents()
+    if held == 0:
+        index_passages(store, passages, progress=not args.json)
+    elif held != len(passages):
+        raise UsageError(f"{args.store} holds {held} passages, not this corpus's {len(passages)}: use another --store")
+    store.close()
+    examples = questions.examples[: args.limit] if args.limit else questions.examples
+    results = {"passages": len(passages), "questions": len(examples)}
+    for retriever in args.retriever or ["bm25", "dense", "hybrid"]:
+        results[retriever] = evaluate_open(examples, retriever, args.store, args.passages, progress=not args.json)
+    print(json.dumps(results, indent=None if args.json else 2))
     return 0
 
 

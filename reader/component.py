@@ -9,6 +9,8 @@ from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.dataclasses import ExtractedAnswer
 from haystack.utils import Secret, deserialize_secrets_inplace
 
+from corpusqa.models import DEFAULT_READER
+
 from .core import ReadOptions, read
 from .model import ReaderModel, load_reader_model
 
@@ -21,7 +23,7 @@ class ExtractiveReader:
 
     def __init__(
         self,
-        model: str,
+        model: str = DEFAULT_READER,
         device: str = "auto",
         dtype: str = "auto",
         token: Secret | None = Secret.from_env_var(["HF_API_TOKEN", "HF_TOKEN"], strict=False),

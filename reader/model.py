@@ -201,3 +201,19 @@ def save_no_answer_threshold(folder: Path, threshold: float) -> None:
     current = json.loads(settings.read_text(encoding="utf-8")) if settings.is_file() else {}
     current["no_answer_threshold"] = threshold
     settings.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
+
+
+def export_half(source: str | Path, target: str | Path) -> Path:
+    """Write a trained reader in fp16 (half the size, same answers) with its tokenizer and tuned settings.
+
+    This is how the shipped reader under models/ is made from a `corpusqa train` output folder.
+    """
+    source, target = Path(source), Path(target)
+    model = AutoModelForQuestionAnswering.from_pretrained(source, dtype=torch.float32)
+    target.mkdir(parents=True, exist_ok=True)
+    model.half().save_pretrained(target)
+    AutoTokenizer.from_pretrained(source).save_pretrained(target)
+    for name in (READER_SETTINGS_FILE, "training_args.json"):
+        if (source / name).is_file():
+            (target / name).write_bytes((source / name).read_bytes())
+    return target

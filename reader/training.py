@@ -28,6 +28,7 @@ from transformers import (
 )
 
 from .model import cpu_has_bf16_matrix_units
+from .windows import PAD_MULTIPLE
 from .squad_metric import SquadExample, load_squad
 
 TOKENIZE_CHUNK = 1000  # examples per fast-tokenizer call: large enough to use its threads, small enough for memory
@@ -230,8 +231,9 @@ def length_grouped_batches(
 
 
 def collate(features: Features, indices: np.ndarray, pad_values: Mapping[str, int]) -> dict[str, torch.Tensor]:
-    """Pad the chosen windows to the longest among them and add the attention mask and labels."""
-    width = int(features.lengths[indices].max())
+    """Pad the chosen windows to the longest among them (rounded up to PAD_MULTIPLE, see windows.py) and add
+    the attention mask and labels."""
+    width = -(-int(features.lengths[indices].max()) // PAD_MULTIPLE) * PAD_MULTIPLE
     batch = {}
     for name in features.columns:
         padded = np.full((len(indices), width), pad_values.get(name, 0), dtype=np.int64)

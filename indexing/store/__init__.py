@@ -1,0 +1,501 @@
+"""The embedded document store: a folder on disk, no server.
+
+SQLite (WAL) holds everything: passages (id, content, meta as JSON, embedding as a float32 blob), the
+per-file records of incremental indexing, and a ``generation`` counter bumped in the transaction of
+every change. The BM25 index (``bm25-<generation>/``) and the dense index (``dense-<generation>/``) are
+derived data: after each commit they are updated, written to a temporary folder, fsynced and renamed
+into place under the generation they were built from. An index folder whose generation is not
+SQLite's (a crash between commit and index write), or that fails to load (power loss), is rebuilt
+from SQLite, so a process killed at any moment leaves the old or the new content, never a mix.
+
+Filters (Haystack 3 syntax, plus ``prefix``, see ``filters``) are evaluated in Python with Haystack's
+own matcher over ids and meta held in memory, loaded once per generation; results are cached per
+filter until the next change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from haystack import default_from_dict, default_to_dict
+from haystack.dataclasses import Document
+from haystack.document_stores.errors import DuplicateDocumentError
+from haystack.document_stores.types import DuplicatePolicy
+
+from . import filters as _filters
+from . import folders
+from .dense import DenseIndex
+from .keyword import KeywordIndex
+
+__all__ = ["EmbeddedDocumentStore", "FileRecord"]
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    row INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: the indexes name passages by row
+    id TEXT NOT NULL UNIQUE,
+    content TEXT,
+    meta TEXT NOT NULL,
+    embedding BLOB,
+    file_path TEXT
+);
+CREATE INDEX IF NOT EXISTS documents_file_path ON documents (file_path);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    passages INTEGER NOT NULL,
+    indexed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value);
+INSERT OR IGNORE INTO state VALUES ('generation', 0);
+"""
+_DATABASE = "store.sqlite3"
+_FILTER_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What the store last indexed from one file; ``passages`` and ``indexed_at`` are set by the store."""
+
+    path: str
+    content_hash: str
+    size: int
+    mtime: float
+    passages: int = 0
+    indexed_at: float = 0.0
+
+
+@dataclass
+class _Change:
+    """Rows one transaction removed and added (with their embeddings), for updating the indexes."""
+
+    removed: set[int] = field(default_factory=set)
+    added: dict[int, np.ndarray | None] = field(default_factory=dict)
+    touched: bool = False
+
+    def remove(self, rows: Iterable[int]) -> None:
+        for row in rows:
+            if row in self.added:  # added earlier in this transaction: the indexes never see it
+                del self.added[row]
+            else:
+                self.removed.add(row)
+            self.touched = True
+
+
+class EmbeddedDocumentStore:
+    """Passages with metadata, BM25 and dense retrieval, in a folder; a Haystack 3 ``DocumentStore``.
+
+    ``embedding_dim`` is checked against written embeddings; None takes it from the first one. Safe to
+    share between threads; processes may share the folder (each sees the others' commits), one writer
+    at a time being the intended use.
+    """
+
+    def __init__(self, path: str | Path, embedding_dim: int | None = None):
+        self.path = Path(path)
+        self.embedding_dim = embedding_dim
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path / _DATABASE, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")  # a commit is on disk before indexes carry its generation
+        self._db.execute("PRAGMA busy_timeout = 30000")
+        self._db.executescript(_SCHEMA)
+        stored = self._state("embedding_dim")
+        if embedding_dim is not None and stored is not None and stored != embedding_dim:
+            raise ValueError(f"{self.path} holds {stored}-d embeddings, not {embedding_dim}-d")
+        self._indexes: dict[str, tuple[int, KeywordIndex | DenseIndex]] = {}  # name -> (generation, index)
+        self._views: tuple[int, np.ndarray, list[Document]] | None = None
+        self._filtered: tuple[int, dict[str, np.ndarray]] = (-1, {})
+
+    # -- Haystack DocumentStore protocol ------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return default_to_dict(self, path=str(self.path), embedding_dim=self.embedding_dim)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EmbeddedDocumentStore:
+        return default_from_dict(cls, data)
+
+    def count_documents(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+
+    def filter_documents(self, filters: dict[str, Any] | None = None) -> list[Document]:
+        """Matching documents in the order they were written."""
+        with self._lock:
+            if not filters:
+                return [d for _, d in self._all_documents()]
+            return [d for _, d in self._fetch(self._matching_rows(filters).tolist())]
+
+    def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
+        """Write in one transaction; NONE means FAIL: nothing is written if any id exists already."""
+        documents = _checked(documents)
+        ids = [document.id for document in documents]
+
+        def write(change: _Change) -> int:
+            existing = self._rows_by_id(ids)
+            if policy in (DuplicatePolicy.NONE, DuplicatePolicy.FAIL):
+                duplicate = next((i for i in ids if i in existing), None) or _first_repeat(ids)
+                if duplicate is not None:
+                    raise DuplicateDocumentError(f"ID '{duplicate}' already exists.")
+                return self._insert(documents, change)
+            if policy == DuplicatePolicy.SKIP:
+                seen, new = set(existing), []
+                for document in documents:
+                    if document.id not in seen:
+                        seen.add(document.id)
+                        new.append(document)
+                return self._insert(new, change)
+            return self._insert(documents, change)  # OVERWRITE
+
+        return self._write(write)
+
+    def delete_documents(self, document_ids: list[str]) -> None:
+        def delete(change: _Change) -> None:
+            self._delete_rows(list(self._rows_by_id(document_ids).values()), change)
+
+        self._write(delete)
+
+    # -- retrieval --------------------------------------------------------------------------------
+
+    def bm25(self, query: str, top_k: int, filters: dict[str, Any] | None = None) -> list[Document]:
+        """The ``top_k`` passages best matching ``query`` by BM25 (``score``), best first; only passages
+        sharing a token with the query are returned."""
+        with self._lock:
+            if top_k < 1:
+                return []
+            allowed = self._matching_rows(filters) if filters else None
+            index: KeywordIndex = self._index("bm25")
+            return self._scored(index.search(query, top_k, allowed))
+
+    def dense(
+        self, embedding: Sequence[float] | np.ndarray, top_k: int, filters: dict[str, Any] | None = None
+    ) -> list[Document]:
+        """The ``top_k`` passages nearest to ``embedding`` (``score``: cosine similarity), best first."""
+        with self._lock:
+            allowed = self._matching_rows(filters) if filters else None
+            index: DenseIndex = self._index("dense")
+            if index.dim is None:
+                raise ValueError(
+                    f"The store in {self.path} has no embeddings: re-index it with embeddings for dense retrieval"
+                )
+            query = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
+            if query.shape[1] != index.dim:
+                raise ValueError(f"The query embedding has {query.shape[1]} dimensions, the store's {index.dim}")
+            return self._scored(index.search(query, top_k, allowed))
+
+    # -- files ----------------------------------------------------------------------------------------
+
+    def file_record(self, path: str) -> FileRecord | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,)).fetchone()
+            return FileRecord(*row) if row else None
+
+    def files(self) -> list[FileRecord]:
+        with self._lock:
+            found = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files ORDER BY path")
+            return [FileRecord(*row) for row in found]
+
+    def replace_files(self, batch: list[tuple[FileRecord, list[Document]]]) -> None:
+        """In one transaction, per file: drop the passages of ``record.path`` (by ``meta["file_path"]``),
+        write the new ones (overwriting equal ids), and store the record. Every passage must carry its
+        file's ``meta["file_path"]``, or a later replace would leave it behind."""
+        batch = [(record, _checked(documents)) for record, documents in batch]
+        if not batch:
+            return
+        for record, documents in batch:
+            stray = next((d for d in documents if d.meta.get("file_path") != record.path), None)
+            if stray is not None:
+                found = stray.meta.get("file_path")
+                raise ValueError(f"Passage {stray.id} has file_path {found!r}, not {record.path!r}")
+
+        def replace_all(change: _Change) -> None:
+            now = time.time()
+            for record, documents in batch:
+                self._delete_rows(self._rows_of_files([record.path]), change)
+                self._insert(documents, change)
+                self._db.execute(
+                    f"INSERT OR REPLACE INTO files ({_FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    (record.path, record.content_hash, record.size, record.mtime, len({d.id for d in documents}), now),
+                )
+            change.touched = True
+
+        self._write(replace_all)
+
+    def remove_files(self, paths: list[str]) -> int:
+        """Drop the files' passages and records in one transaction; returns the passages removed."""
+
+        def remove(change: _Change) -> int:
+            rows = self._rows_of_files(paths)
+            self._delete_rows(rows, change)
+            self._db.execute("DELETE FROM files WHERE path IN (SELECT value FROM json_each(?))", (json.dumps(paths),))
+            change.touched = change.touched or self._db.execute("SELECT changes()").fetchone()[0] > 0
+            return len(rows)
+
+        return self._write(remove)
+
+    def stats(self) -> dict[str, Any]:
+        """What a UI shows about the store: passages; documents (those the passages were split from:
+        distinct ``source_id``); files; files and passages per file type; when a file was last indexed
+        (Unix time); per index the passages it covers; the dense index kind ("flat", "hnsw", or None
+        without embeddings); bytes on disk."""
+        with self._lock:
+            db = self._db
+            keyword, dense = self._index("bm25"), self._index("dense")
+            by_type = db.execute(
+                "SELECT json_extract(meta, '$.file_type') AS t, COUNT(DISTINCT file_path), COUNT(*) "
+                "FROM documents GROUP BY t ORDER BY t"
+            ).fetchall()
+            sources = "SELECT COUNT(DISTINCT COALESCE(json_extract(meta, '$.source_id'), id)) FROM documents"
+            return {
+                "passages": self.count_documents(),
+                "documents": db.execute(sources).fetchone()[0],
+                "files": db.execute("SELECT COUNT(*) FROM files").fetchone()[0],
+                "file_types": {t: {"files": files, "passages": passages} for t, files, passages in by_type},
+                "last_indexed_at": db.execute("SELECT MAX(indexed_at) FROM files").fetchone()[0],
+                "embedding_dim": self._state("embedding_dim"),
+                "bm25_passages": len(keyword.rows),
+                "dense_passages": dense.size,
+                "dense_index": dense.kind,
+                "disk_bytes": {
+                    "sqlite": folders.size(self.path, _DATABASE + "*"),
+                    "bm25": folders.size(self.path, "bm25-*"),
+                    "dense": folders.size(self.path, "dense-*"),
+                },
+            }
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+            self._indexes, self._views = {}, None
+            self._filtered = (-1, {})
+
+    def __enter__(self) -> EmbeddedDocumentStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def _write(self, apply: Callable[[_Change], Any]) -> Any:
+        """Run ``apply`` in one write transaction that also bumps the generation, then update the indexes."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                generation = self._generation()
+                change = _Change()
+                result = apply(change)
+                if not change.touched:
+                    self._db.execute("ROLLBACK")
+                    return result
+                self._db.execute("UPDATE state SET value = ? WHERE key = 'generation'", (generation + 1,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._update_indexes(generation, change)
+            return result
+
+    def _insert(self, documents: list[Document], change: _Change) -> int:
+        """Insert, replacing rows with the same ids (the last of repeated ids wins); returns the count."""
+        documents = list({document.id: document for document in documents}.values())
+        if not documents:
+            return 0
+        self._delete_rows(list(self._rows_by_id([d.id for d in documents]).values()), change)
+        embeddings = self._embeddings(documents)
+        next_row = "SELECT COALESCE(MAX(seq), 0) + 1 FROM sqlite_sequence WHERE name = 'documents'"
+        start = self._db.execute(next_row).fetchone()[0]
+        rows = range(start, start + len(documents))
+        self._db.executemany(
+            "INSERT INTO documents (row, id, content, meta, embedding, file_path) VALUES (?, ?, ?, ?, ?, ?)",
+            [(row, d.id, d.content, _meta_json(d), None if e is None else e.tobytes(), d.meta.get("file_path"))
+             for row, d, e in zip(rows, documents, embeddings)],
+        )
+        change.added.update(zip(rows, embeddings))
+        change.touched = True
+        return len(documents)
+
+    def _embeddings(self, documents: list[Document]) -> list[np.ndarray | None]:
+        """float32 embeddings, checked against the store's dimension (set by the first one written)."""
+        vectors = [None if d.embedding is None else np.asarray(d.embedding, dtype=np.float32) for d in documents]
+        stored = self._state("embedding_dim")
+        dim = stored or self.embedding_dim or next((len(v) for v in vectors if v is not None and v.ndim == 1), None)
+        for document, vector in zip(documents, vectors):
+            if vector is not None and vector.shape != (dim,):
+                raise ValueError(f"Document {document.id} has an embedding of shape {vector.shape}, not ({dim},)")
+        if stored is None and dim is not None and any(v is not None for v in vectors):
+            self._db.execute("INSERT INTO state VALUES ('embedding_dim', ?)", (dim,))
+        return vectors
+
+    def _delete_rows(self, rows: list[int], change: _Change) -> None:
+        if rows:
+            self._db.execute("DELETE FROM documents WHERE row IN (SELECT value FROM json_each(?))", (json.dumps(rows),))
+            change.remove(rows)
+
+    def _rows_by_id(self, ids: list[str]) -> dict[str, int]:
+        query = "SELECT id, row FROM documents WHERE id IN (SELECT value FROM json_each(?))"
+        return dict(self._db.execute(query, (json.dumps(ids),)))
+
+    def _rows_of_files(self, paths: list[str]) -> list[int]:
+        query = "SELECT row FROM documents WHERE file_path IN (SELECT value FROM json_each(?))"
+        return [row for (row,) in self._db.execute(query, (json.dumps(paths),))]
+
+    # -- indexes ------------------------------------------------------------------------------------
+
+    def _update_indexes(self, generation: int, change: _Change) -> None:
+        """Bring both indexes from ``generation`` to the one just committed, and write them."""
+        self._indexes["bm25"] = self._saved("bm25", *self._build("bm25"))
+        held = self._indexes.get("dense")
+        base = held[1] if held and held[0] == generation else folders.load(self.path, "dense", generation, DenseIndex)
+        added = sorted(row for row, vector in change.added.items() if vector is not None)
+        vectors = np.stack([change.added[row] for row in added]) if added else None
+        removed = np.array(sorted(change.removed), dtype=np.int64)
+        if base is not None and base.update(removed, np.array(added, dtype=np.int64), vectors):
+            self._indexes["dense"] = self._saved("dense", generation + 1, base)
+        else:
+            self._indexes["dense"] = self._saved("dense", *self._build("dense"))
+
+    def _index(self, name: str) -> Any:
+        """The named index at SQLite's current generation: in memory, else from disk, else rebuilt."""
+        generation = self._generation()
+        held = self._indexes.get(name)
+        if held is None or held[0] != generation:
+            index = folders.load(self.path, name, generation, _INDEXES[name])
+            held = (generation, index) if index is not None else self._saved(name, *self._build(name))
+            self._indexes[name] = held
+        return held[1]
+
+    def _saved(self, name: str, generation: int, index: Any) -> tuple[int, Any]:
+        folders.save(self.path, name, generation, index)
+        return generation, index
+
+    def _build(self, name: str) -> tuple[int, Any]:
+        """The named index built from SQLite, and the generation it was read at."""
+        column = "content" if name == "bm25" else "embedding"
+        query = f"SELECT row, {column} FROM documents WHERE {column} IS NOT NULL ORDER BY row"
+        with self._snapshot() as generation:
+            found = self._db.execute(query).fetchall()
+        rows = np.array([row for row, _ in found], dtype=np.int64)
+        if name == "bm25":
+            return generation, KeywordIndex.build(rows, [content for _, content in found])
+        dim = self._state("embedding_dim") or 0
+        vectors = np.frombuffer(b"".join(blob for _, blob in found), dtype=np.float32).reshape(len(found), dim)
+        return generation, DenseIndex.build(rows, vectors)
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def _matching_rows(self, filters: dict[str, Any]) -> np.ndarray:
+        """Sorted rows of the documents passing ``filters``, cached until the next change."""
+        _filters.validate(filters)
+        generation = self._generation()
+        key = json.dumps(filters, sort_keys=True, default=str)
+        if self._filtered[0] != generation:
+            self._filtered = (generation, {})
+        cache = self._filtered[1]
+        if key not in cache:
+            if _filters.needs_body(filters):
+                found = self._all_documents()
+                rows, documents = np.array([row for row, _ in found], dtype=np.int64), [d for _, d in found]
+            else:
+                rows, documents = self._meta_views(generation)
+            if len(cache) >= _FILTER_CACHE_SIZE:
+                cache.clear()
+            passing = (_filters.matches(filters, document) for document in documents)
+            cache[key] = rows[np.fromiter(passing, dtype=bool, count=len(documents))]
+        return cache[key]
+
+    def _meta_views(self, generation: int) -> tuple[np.ndarray, list[Document]]:
+        """Every row with a Document of its id and meta only: what filters on meta need."""
+        if self._views is None or self._views[0] != generation:
+            found = self._db.execute("SELECT row, id, meta FROM documents ORDER BY row").fetchall()
+            rows = np.array([row for row, _, _ in found], dtype=np.int64)
+            self._views = (generation, rows, [Document(id=i, meta=json.loads(meta)) for _, i, meta in found])
+        return self._views[1], self._views[2]
+
+    def _scored(self, hits: list[tuple[int, float]]) -> list[Document]:
+        """Documents for (row, score) hits, in hit order; rows deleted since the index was read drop out."""
+        found = dict(self._fetch([row for row, _ in hits]))
+        return [replace(found[row], score=score) for row, score in hits if row in found]
+
+    def _all_documents(self) -> list[tuple[int, Document]]:
+        return self._documents(self._db.execute(f"SELECT {_COLUMNS} FROM documents ORDER BY row"))
+
+    def _fetch(self, rows: list[int]) -> list[tuple[int, Document]]:
+        query = f"SELECT {_COLUMNS} FROM documents WHERE row IN (SELECT value FROM json_each(?)) ORDER BY row"
+        return self._documents(self._db.execute(query, (json.dumps(rows),)))
+
+    @staticmethod
+    def _documents(cursor: sqlite3.Cursor) -> list[tuple[int, Document]]:
+        return [
+            (row, Document(id=id_, content=content, meta=json.loads(meta), embedding=_vector(blob)))
+            for row, id_, content, meta, blob in cursor
+        ]
+
+    def _generation(self) -> int:
+        return self._state("generation")
+
+    def _state(self, key: str) -> Any:
+        found = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return found[0] if found else None
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[int]:
+        """A read transaction, yielding its generation: the rows read inside it are that generation's."""
+        self._db.execute("BEGIN")
+        try:
+            yield self._generation()
+        finally:
+            self._db.execute("COMMIT")
+
+
+_INDEXES: dict[str, type[KeywordIndex] | type[DenseIndex]] = {"bm25": KeywordIndex, "dense": DenseIndex}
+_COLUMNS = "row, id, content, meta, embedding"
+_FILE_COLUMNS = "path, content_hash, size, mtime, passages, indexed_at"
+
+
+def _checked(documents: Any) -> list[Document]:
+    """The Haystack protocol's input check, plus what this store keeps: text, meta and a dense embedding."""
+    if isinstance(documents, (str, bytes)) or not isinstance(documents, Iterable):
+        raise ValueError("Please provide a list of Documents.")
+    documents = list(documents)
+    for document in documents:
+        if not isinstance(document, Document):
+            raise ValueError("Please provide a list of Documents.")
+        if document.blob is not None or document.sparse_embedding is not None:
+            raise ValueError(f"Document {document.id}: the store keeps content, meta and embedding; not a blob "
+                             "or a sparse embedding")
+    return documents
+
+
+def _meta_json(document: Document) -> str:
+    try:
+        return json.dumps(document.meta, ensure_ascii=False)
+    except TypeError as error:
+        raise ValueError(f"Document {document.id}: meta must be JSON-serialisable ({error})") from error
+
+
+def _vector(blob: bytes | None) -> list[float] | None:
+    return None if blob is None else np.frombuffer(blob, dtype=np.float32).tolist()
+
+
+def _first_repeat(ids: list[str]) -> str | None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            return i
+        seen.add(i)
+    return None

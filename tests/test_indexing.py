@@ -1,0 +1,418 @@
+"""Indexing: files -> documents -> passages -> store, incrementally (corpusqa.indexing)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from corpus_fixtures import (
+    DOCX_TITLE,
+    HTML_TITLE,
+    LATIN1_TEXT,
+    MARKDOWN_HEADING,
+    PDF_TITLE,
+    bad_corpus,
+    good_corpus,
+    paragraphs,
+    pdf_pages,
+    write_huge_line,
+    write_pdf,
+)
+from haystack import Document, Pipeline
+
+from corpusqa.indexing.convert import ConversionError, convert, discover
+from corpusqa.indexing.indexer import IndexSettings, index_paths, indexing_pipeline
+from corpusqa.indexing.split import PassageSplitter
+from corpusqa.indexing.store import EmbeddedDocumentStore
+
+TITLES = {"pdf": PDF_TITLE, "docx": DOCX_TITLE, "html": HTML_TITLE, "md": MARKDOWN_HEADING, "txt": "rhine"}
+PASSAGE_META = {"file_path", "file_name", "file_type", "title", "source_id", "split_id", "split_idx_start"}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict[str, Path]:
+    """The good files, read-only for the tests that share them."""
+    return good_corpus(tmp_path_factory.mktemp("good"))
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory) -> dict[str, Path]:
+    return bad_corpus(tmp_path_factory.mktemp("bad"))
+
+
+@pytest.fixture
+def store(tmp_path):
+    with EmbeddedDocumentStore(tmp_path / "store") as opened:
+        yield opened
+
+
+def passages_of(store, path: Path) -> list[Document]:
+    found = store.filter_documents({"field": "meta.file_path", "operator": "==", "value": str(path)})
+    return sorted(found, key=lambda passage: passage.meta["split_id"])
+
+
+def assert_offsets_point_into(text: str, passages: list[Document]) -> None:
+    for passage in passages:
+        start = passage.meta["split_idx_start"]
+        assert text[start : start + len(passage.content)] == passage.content
+
+
+# -- conversion ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("file_type", ["pdf", "docx", "html", "md", "txt"])
+def test_each_format_converts_to_one_document_with_file_meta_and_title(corpus, file_type):
+    [document] = convert(corpus[file_type])
+    assert document.meta["file_path"] == str(corpus[file_type]) and os.path.isabs(document.meta["file_path"])
+    assert document.meta["file_name"] == corpus[file_type].name
+    assert document.meta["file_type"] == file_type
+    assert document.meta["title"] == TITLES[file_type]
+    assert len(document.content.split()) > IndexSettings().split_length  # long enough to need splitting
+
+
+def test_text_formats_record_their_encoding(corpus):
+    assert convert(corpus["txt"])[0].meta["encoding"] == "utf-8"
+    assert "Graubünden" in convert(corpus["txt"])[0].content
+
+
+def test_pdf_pages_are_separated_by_form_feeds(corpus):
+    pages = convert(corpus["pdf"])[0].content.split("\f")
+    assert len(pages) == 3
+    for page, written in zip(pages, pdf_pages(), strict=True):
+        assert " ".join(page.split()) == " ".join(written.split())
+
+
+def test_docx_table_text_is_in_the_document(corpus):
+    content = convert(corpus["docx"])[0].content
+    assert "| Oxygen-15 | 122 seconds  |" in content
+
+
+def test_markdown_title_is_the_front_matter_title_else_the_first_heading(tmp_path):
+    (tmp_path / "titled.md").write_text("---\ntitle: Field notes\n---\n# Geology\n\nRocks are old.\n")
+    (tmp_path / "untitled.md").write_text("---\nauthor: Ann\n---\nIntro.\n\n## Geology\n\nRocks are old.\n")
+    [titled], [untitled] = convert(tmp_path / "titled.md"), convert(tmp_path / "untitled.md")
+    assert (titled.meta["title"], untitled.meta["title"]) == ("Field notes", "Geology")
+    assert "author:" not in untitled.content and "Rocks are old." in untitled.content
+
+
+def test_legacy_encoded_text_is_decoded_not_dropped(bad):
+    [document] = convert(bad["latin1"])
+    assert document.content == LATIN1_TEXT
+    assert bad["latin1"].read_bytes().decode(document.meta["encoding"]) == LATIN1_TEXT
+
+
+def test_other_scripts_keep_the_detected_encoding(tmp_path):
+    text = "Москва является столицей России и крупнейшим по численности населения городом страны. " * 3
+    path = tmp_path / "moscow.txt"
+    path.write_bytes(text.encode("cp1251"))
+    assert convert(path)[0].content == text
+
+
+def test_utf16_with_bom_is_text_not_binary(tmp_path):
+    path = tmp_path / "windows.txt"
+    path.write_text("Notepad saved this as Unicode.", encoding="utf-16")
+    assert convert(path)[0].content == "Notepad saved this as Unicode."
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("empty", "empty file"), ("corrupt_pdf", "corrupt PDF"), ("binary", "binary content")],
+)
+def test_bad_files_raise_conversion_error_with_reason(bad, name, reason):
+    with pytest.raises(ConversionError) as raised:
+        convert(bad[name])
+    assert raised.value.path == str(bad[name])
+    assert raised.value.reason.startswith(reason)
+
+
+def test_pdf_without_text_is_an_error(tmp_path):
+    path = write_pdf(tmp_path / "scan.pdf", [""], "A scanned page")
+    with pytest.raises(ConversionError, match="no extractable text"):
+        convert(path)
+
+
+def test_file_with_only_whitespace_or_markup_has_no_text(tmp_path):
+    (tmp_path / "blank.txt").write_text(" \n\n\t\n", encoding="utf-8")
+    (tmp_path / "blank.md").write_text("---\ntitle: Only front matter\n---\n", encoding="utf-8")
+    for name in ["blank.txt", "blank.md"]:
+        with pytest.raises(ConversionError, match="no text after conversion"):
+            convert(tmp_path / name)
+
+
+def test_unsupported_file_named_directly_is_an_error(tmp_path):
+    (tmp_path / "slides.pptx").write_bytes(b"PK\x03\x04")
+    with pytest.raises(ConversionError, match="unsupported file type '.pptx'"):
+        convert(tmp_path / "slides.pptx")
+
+
+def test_discover_walks_folders_for_supported_files_skipping_hidden_and_the_store(tmp_path):
+    for name in ["a.txt", "b.PDF", "c.htm", "d.markdown", "e.text", "sub/f.docx", "sub/deeper/g.md", "h.html"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    for name in ["notes.rtf", "image.png", ".hidden.txt", ".git/config.txt", "~$lock.docx", "store/passages.txt"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    found = discover([tmp_path], exclude=[tmp_path / "store"])
+    assert [path.relative_to(tmp_path).as_posix() for path in found] == [
+        "a.txt", "b.PDF", "c.htm", "d.markdown", "e.text", "h.html", "sub/deeper/g.md", "sub/f.docx",
+    ]  # fmt: skip
+    # a file named directly is taken whatever its type; without exclude, the store folder is a folder like any
+    named = [tmp_path / "notes.rtf", tmp_path / "store" / "passages.txt"]
+    assert discover([tmp_path / "notes.rtf", tmp_path / "a.txt", tmp_path]) == sorted([*named, *found])
+    with pytest.raises(FileNotFoundError):
+        discover([tmp_path / "missing"])
+
+
+# -- splitting ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("file_type", ["pdf", "docx", "html", "md", "txt"])
+def test_passages_carry_file_meta_and_point_into_the_file_text(corpus, file_type):
+    [document] = convert(corpus[file_type])
+    passages = IndexSettings().splitter().run([document])["documents"]
+    assert len(passages) > 1
+    assert_offsets_point_into(document.content, passages)
+    for split_id, passage in enumerate(passages):
+        assert PASSAGE_META <= passage.meta.keys()
+        assert passage.meta["split_id"] == split_id and passage.meta["source_id"] == document.id
+        assert {key: passage.meta[key] for key in ["file_path", "file_name", "file_type", "title"]} == {
+            key: document.meta[key] for key in ["file_path", "file_name", "file_type", "title"]
+        }
+        assert ("page_number" in passage.meta) == (file_type == "pdf")
+        words = [word for word in passage.content.split(" ") if word]  # as the splitter counts them
+        assert len(words) <= IndexSettings().split_length
+
+
+def test_overlapping_passages_repeat_the_words_at_the_cut_and_keep_offsets(corpus):
+    [document] = convert(corpus["pdf"])
+    passages = PassageSplitter(split_length=40, split_overlap=10).run([document])["documents"]
+    assert_offsets_point_into(document.content, passages)
+    for before, after in zip(passages, passages[1:], strict=False):
+        end = before.meta["split_idx_start"] + len(before.content)
+        assert before.meta["split_idx_start"] < after.meta["split_idx_start"] < end
+    # together they cover the whole text
+    assert passages[0].meta["split_idx_start"] == 0
+    assert passages[-1].meta["split_idx_start"] + len(passages[-1].content) == len(document.content)
+
+
+def test_pdf_passages_know_their_page(corpus):
+    [document] = convert(corpus["pdf"])
+    text = document.content
+    passages = PassageSplitter(split_length=60, split_overlap=10).run([document])["documents"]
+    for passage in passages:
+        first_char = passage.meta["split_idx_start"] + len(passage.content) - len(passage.content.lstrip("\f"))
+        assert passage.meta["page_number"] == 1 + text.count("\f", 0, first_char)
+    assert {passage.meta["page_number"] for passage in passages} == {1, 2, 3}
+    # each page's opening words are on that page
+    for page, opening in enumerate([p.split("\n")[0][:40] for p in pdf_pages()], start=1):
+        holder = next(p for p in passages if opening in p.content.replace("\n", " "))
+        assert holder.meta["page_number"] in (page - 1, page)
+
+
+def test_a_heading_does_not_become_a_passage_of_its_own(corpus):
+    [document] = convert(corpus["md"])
+    passages = IndexSettings().splitter().run([document])["documents"]
+    assert passages[0].content.startswith(f"{MARKDOWN_HEADING}\n\n") and len(passages[0].content.split()) > 100
+
+
+def test_text_without_spaces_is_cut_by_characters_keeping_offsets_and_pages():
+    text = "甲" * 3000 + "\f" + "乙" * 3000 + "\f\f" + "丙" * 3000
+    splitter = PassageSplitter(split_length=100, split_overlap=10)
+    document = Document(content=text, meta={"file_type": "pdf"})
+    passages = splitter.run([document])["documents"]
+    assert len(passages) > 1 and max(len(p.content) for p in passages) <= splitter.max_chars
+    assert_offsets_point_into(text, passages)
+    for passage in passages:
+        first_char = passage.meta["split_idx_start"] + len(passage.content) - len(passage.content.lstrip("\f"))
+        assert passage.meta["page_number"] == 1 + text.count("\f", 0, first_char)
+    assert [p.meta["split_id"] for p in passages] == list(range(len(passages)))
+
+
+# -- indexing -------------------------------------------------------------------------------------------
+
+
+def test_first_run_indexes_every_file_and_a_second_run_skips_them_all(corpus, store):
+    root = corpus["pdf"].parent
+    first = index_paths([root], store, embed=False, progress=False)
+    assert (first.indexed, first.skipped, first.failed, first.removed) == (5, 0, [], 0)
+    assert first.passages == store.count_documents() == sum(r.passages for r in store.files())
+    for path in corpus.values():
+        [document] = convert(path)
+        stored = passages_of(store, path)
+        assert store.file_record(str(path)).passages == len(stored) > 0
+        assert_offsets_point_into(document.content, stored)
+    assert all(d.embedding is None for d in store.filter_documents())  # embed=False: BM25 only
+    ids = sorted(d.id for d in store.filter_documents())
+
+    second = index_paths([root], store, embed=False, progress=False)
+    assert (second.indexed, second.skipped, second.passages) == (0, 5, 0)
+    assert sorted(d.id for d in store.filter_documents()) == ids
+
+
+def test_a_changed_file_alone_is_replaced(tmp_path, store):
+    files = good_corpus(tmp_path / "docs")
+    index_paths([tmp_path / "docs"], store, embed=False, progress=False)
+    others = {path: [d.id for d in passages_of(store, path)] for name, path in files.items() if name != "txt"}
+
+    files["txt"].write_text("\n\n".join(paragraphs("Amazon_rainforest", 3)), encoding="utf-8")
+    report = index_paths([tmp_path / "docs"], store, embed=False, progress=False)
+
+    assert (report.indexed, report.skipped) == (1, 4)
+    replaced = passages_of(store, files["txt"])
+    assert all("Rhine" not in p.content for p in replaced) and any("Amazon" in p.content for p in replaced)
+    assert_offsets_point_into(convert(files["txt"])[0].content, replaced)
+    assert {path: [d.id for d in passages_of(store, path)] for path in others} == others
+
+
+def test_a_file_that_turns_bad_keeps_its_last_good_version_and_is_retried(tmp_path, store):
+    path = tmp_path / "docs" / "rhine.txt"
+    path.parent.mkdir()
+    path.write_text("\n\n".join(paragraphs("Rhine", 2)), encoding="utf-8")
+    index_paths([path.parent], store, embed=False, progress=False)
+    before = [d.id for d in passages_of(store, path)]
+
+    path.write_bytes(b"")
+    for _ in range(2):
+        report = index_paths([path.parent], store, embed=False, progress=False)
+        assert (report.failed, report.skipped) == ([(str(path), "empty file")], 0)
+    assert [d.id for d in passages_of(store, path)] == before
+
+
+def test_deleted_files_are_pruned_only_when_asked_and_only_under_the_given_roots(tmp_path, store):
+    files = good_corpus(tmp_path / "docs")
+    elsewhere = tmp_path / "elsewhere.md"
+    elsewhere.write_text("# Elsewhere\n\nA file outside the indexed folder.\n", encoding="utf-8")
+    index_paths([tmp_path / "docs", elsewhere], store, embed=False, progress=False)
+    files["html"].unlink()
+
+    kept = index_paths([tmp_path / "docs"], store, embed=False, progress=False)
+    assert kept.removed == 0 and store.file_record(str(files["html"])) is not None
+
+    pruned = index_paths([tmp_path / "docs"], store, embed=False, prune=True, progress=False)
+    assert (pruned.removed, pruned.skipped) == (1, 4)
+    assert store.file_record(str(files["html"])) is None and passages_of(store, files["html"]) == []
+    assert store.file_record(str(elsewhere)) is not None
+
+
+def test_bad_files_do_not_stop_the_run_and_are_reported_with_reasons(corpus, bad, store):
+    report = index_paths([corpus["pdf"].parent, bad["empty"].parent], store, embed=False, progress=False)
+    reasons = dict(report.failed)
+    assert reasons.keys() == {str(bad["empty"]), str(bad["corrupt_pdf"]), str(bad["binary"])}
+    assert reasons[str(bad["empty"])] == "empty file"
+    assert reasons[str(bad["corrupt_pdf"])].startswith("corrupt PDF")
+    assert reasons[str(bad["binary"])].startswith("binary content")
+    assert report.indexed == 6  # the five good files and the Latin-1 one
+    assert passages_of(store, bad["latin1"])[0].content == LATIN1_TEXT
+    summary = report.summary()
+    assert "Indexed 6 files" in summary and "failed 3" in summary
+    for path, reason in report.failed:
+        assert f"{path}: {reason}" in summary
+
+
+def test_a_huge_single_line_file_is_indexed_into_many_bounded_passages_quickly(tmp_path, store):
+    path = write_huge_line(tmp_path / "huge.txt")
+    started = time.perf_counter()
+    report = index_paths([path], store, embed=False, progress=False)
+    assert time.perf_counter() - started < 60
+    assert report.indexed == 1 and report.passages > 3000
+    [document] = convert(path)
+    assert len(document.content) == 3_000_000 and "\n" not in document.content
+    passages = passages_of(store, path)
+    assert len(passages) == report.passages
+    assert max(len(p.content.split()) for p in passages) <= IndexSettings().split_length
+    assert max(len(p.content) for p in passages) <= IndexSettings().splitter().max_chars
+    assert_offsets_point_into(document.content, passages)
+
+
+def test_the_store_folder_inside_a_root_is_not_indexed(tmp_path):
+    (tmp_path / "note.txt").write_text("The store lives beside the documents.", encoding="utf-8")
+    with EmbeddedDocumentStore(tmp_path / "index") as store:
+        (tmp_path / "index" / "leftover.txt").write_text("not a document", encoding="utf-8")
+        report = index_paths([tmp_path], store, embed=False, progress=False)
+        assert report.indexed == 1 and [r.path for r in store.files()] == [str(tmp_path / "note.txt")]
+
+
+class _CountingStore:
+    """The real store, counting transactions."""
+
+    def __init__(self, store):
+        self.store, self.batches = store, []
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def replace_files(self, batch):
+        self.batches.append([record.path for record, _ in batch])
+        self.store.replace_files(batch)
+
+
+class _FailingEmbedder:
+    """Embeds with zeros-and-one vectors, and fails on call number `fail_on`: a crash mid-run."""
+
+    def __init__(self, fail_on: int | None = None):
+        self.calls, self.fail_on = 0, fail_on
+
+    def run(self, documents):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise RuntimeError("killed")
+        return {"documents": [Document(id=d.id, content=d.content, meta=d.meta, embedding=[1.0, 0.0]) for d in documents]}
+
+
+def test_files_are_committed_in_batches_and_a_crash_keeps_the_committed_ones(tmp_path, store):
+    files = good_corpus(tmp_path / "docs")
+    settings = IndexSettings(commit_files=2)
+    counting = _CountingStore(store)
+    with pytest.raises(RuntimeError, match="killed"):
+        index_paths([tmp_path / "docs"], counting, _FailingEmbedder(fail_on=2), settings=settings, progress=False)
+    assert len(counting.batches) == 1 and len(counting.batches[0]) == 2
+    committed = {record.path for record in store.files()}
+    assert committed == set(counting.batches[0])
+    assert all(len(passages_of(store, Path(path))) > 0 for path in committed)
+
+    counting.batches.clear()
+    report = index_paths([tmp_path / "docs"], counting, _FailingEmbedder(), settings=settings, progress=False)
+    assert (report.skipped, report.indexed) == (2, 3)
+    assert [len(batch) for batch in counting.batches] == [2, 1]
+    assert {record.path for record in store.files()} == {str(path) for path in files.values()}
+
+
+def test_a_batch_closes_at_the_passage_limit_too(corpus, store):
+    counting = _CountingStore(store)
+    settings = IndexSettings(commit_passages=5)
+    index_paths([corpus["pdf"].parent], counting, embed=False, settings=settings, progress=False)
+    for batch in counting.batches[:-1]:
+        assert sum(store.file_record(path).passages for path in batch) >= 5
+        assert sum(store.file_record(path).passages for path in batch[:-1]) < 5
+
+
+def test_real_embedder_stores_unit_vectors_that_find_the_right_passage(corpus, store):
+    from haystack_integrations.components.embedders.sentence_transformers import (
+        SentenceTransformersTextEmbedder,
+    )
+
+    settings = IndexSettings()
+    report = index_paths([corpus["txt"], corpus["md"]], store, settings=settings, progress=False)
+    assert report.indexed == 2
+    stored = store.filter_documents()
+    assert all(len(d.embedding) == 384 and abs(np.linalg.norm(d.embedding) - 1) < 1e-4 for d in stored)
+
+    query = SentenceTransformersTextEmbedder(model=settings.embedder().model, normalize_embeddings=True)
+    embedding = query.run("Which Swiss canton does the Rhine begin in?")["embedding"]
+    assert store.dense(embedding, top_k=1)[0].meta["file_type"] == "txt"
+    embedding = query.run("What are the three major types of rock?")["embedding"]
+    assert store.dense(embedding, top_k=1)[0].meta["file_type"] == "md"
+
+
+def test_the_pipeline_face_yields_the_passages_index_paths_stores(corpus, bad, store):
+    sources = [*corpus.values(), bad["empty"]]
+    pipeline = Pipeline.loads(indexing_pipeline(embed=False).dumps(), allowed_modules=["corpusqa"])  # YAML round trip
+    result = pipeline.run({"converter": {"sources": sources}})
+    assert result["converter"]["failures"] == [(str(bad["empty"]), "empty file")]
+
+    index_paths(list(corpus.values()), store, embed=False, progress=False)
+    piped = sorted((d.id, d.content) for d in result["splitter"]["documents"])
+    assert piped == sorted((d.id, d.content) for d in store.filter_documents())

@@ -1,0 +1,77 @@
+"""The query pipelines: each YAML loads, retrieves from the store and reads, as the CLI and UI run them."""
+
+import json
+
+import pytest
+from haystack import Document
+
+from corpusqa.indexing.indexer import IndexSettings
+from corpusqa.indexing.store import EmbeddedDocumentStore
+from corpusqa.pipelines.cli import main
+from corpusqa.pipelines.query import RETRIEVERS, ask, load_query_pipeline
+
+PASSAGES = [
+    ("rhine.txt", "txt", "The Rhine flows from the Swiss Alps to the North Sea through Germany and the Netherlands."),
+    ("tower.pdf", "pdf", "The Eiffel Tower in Paris was completed in 1889 for the World's Fair."),
+    ("normans.md", "md", "The Normans gave their name to Normandy, a region in northern France."),
+    ("apollo.html", "html", "Apollo 11 landed the first humans on the Moon in July 1969."),
+]
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("store")
+    documents = [
+        Document(content=text, meta={"file_name": name, "file_type": kind, "file_path": f"/corpus/{name}", "split_idx_start": 0, "source_id": name})
+        for name, kind, text in PASSAGES
+    ]
+    embedder = IndexSettings().embedder()
+    embedder.warm_up()
+    with EmbeddedDocumentStore(folder) as store:
+        store.write_documents(embedder.run(documents)["documents"])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reader_settings(tiny_models):
+    return {"model": str(tiny_models["bert-uncased"]), "dtype": "float32"}
+
+
+@pytest.mark.parametrize("retriever", RETRIEVERS)
+def test_each_pipeline_retrieves_the_passage_and_reads_it(store_dir, reader_settings, retriever):
+    pipeline = load_query_pipeline(retriever, store_dir, reader_settings)
+    result = ask(pipeline, "When was the Eiffel Tower completed?", passages=2, answers=3)
+    assert result.passages[0].meta["file_name"] == "tower.pdf"
+    assert len(result.passages) <= 2 and result.seconds > 0
+    spans = [a for a in result.answers if a.data is not None]
+    assert 0 < len(spans) <= 3
+    assert all(a.data == a.document.content[a.document_offset.start : a.document_offset.end] for a in spans)
+
+
+def test_filters_restrict_the_passages_read(store_dir, reader_settings):
+    pipeline = load_query_pipeline("bm25", store_dir, reader_settings)
+    only_md = {"field": "meta.file_type", "operator": "==", "value": "md"}
+    question = "Is the Eiffel Tower in Normandy, France?"
+    assert "pdf" in [p.meta["file_type"] for p in ask(pipeline, question, passages=3).passages]
+    result = ask(pipeline, question, passages=3, filters=only_md)
+    assert [p.meta["file_type"] for p in result.passages] == ["md"]
+
+
+def test_an_unknown_retriever_is_refused():
+    with pytest.raises(ValueError, match="retriever must be one of"):
+        load_query_pipeline("tfidf")
+
+
+def test_ask_prints_json_with_file_offsets(store_dir, capsys):
+    """With the shipped reader, as a user runs it."""
+    code = main(["ask", "Who gave their name to Normandy?", "--store", str(store_dir), "--retriever", "bm25", "--json", "--passages", "2"])
+    record = json.loads(capsys.readouterr().out)
+    assert code == 0 and record["question"] == "Who gave their name to Normandy?"
+    best = next(a for a in record["answers"] if a["answer"])
+    assert best["file_start"] == best["start"] and best["meta"]["file_name"]
+    assert best["answer"] == best["context"][best["context_start"] : best["context_end"]]
+
+
+def test_ask_without_a_store_says_how_to_make_one(tmp_path, capsys):
+    code = main(["ask", "Who?", "--store", str(tmp_path / "none")])
+    assert code == 2 and "index documents first" in capsys.readouterr().err

@@ -1,0 +1,450 @@
+"""Specifications of the embedded document store: Haystack's document-store suite, retrieval, per-file
+bookkeeping, persistence, and crash safety (a writer killed with SIGKILL at random moments)."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from haystack import Document, Pipeline
+from haystack.components.writers import DocumentWriter
+from haystack.dataclasses import ByteStream
+from haystack.document_stores.errors import DuplicateDocumentError
+from haystack.document_stores.types import DuplicatePolicy
+from haystack.errors import FilterError
+from haystack.testing.document_store import (
+    CountDocumentsTest,
+    DeleteDocumentsTest,
+    FilterDocumentsTest,
+    WriteDocumentsTest,
+)
+
+from corpusqa.indexing.store import EmbeddedDocumentStore, FileRecord
+from corpusqa.indexing.store import dense as dense_module
+
+DIM = 8
+
+
+def unit(i: int, dim: int = DIM) -> list[float]:
+    return np.eye(dim, dtype=np.float32)[i].tolist()
+
+
+def passage(path: str, text: str, vector: int | None = None, **meta) -> Document:
+    file_type = path.rsplit(".", 1)[-1]
+    return Document(content=text, meta={"file_path": path, "file_type": file_type, **meta},
+                    embedding=None if vector is None else unit(vector))
+
+
+def record(path: str, content_hash: str = "h") -> FileRecord:
+    return FileRecord(path=path, content_hash=content_hash, size=10, mtime=1.0)
+
+
+def contents(documents: list[Document]) -> list[str]:
+    return [d.content for d in documents]
+
+
+@pytest.fixture
+def store(tmp_path):
+    with EmbeddedDocumentStore(tmp_path / "store") as store:
+        yield store
+
+
+@pytest.fixture
+def corpus(store):
+    """Three files: a.txt (two passages), b.pdf, c.md; every passage on its own unit vector."""
+    store.replace_files([
+        (record("docs/a.txt"), [passage("docs/a.txt", "The Eiffel Tower stands in Paris.", 0),
+                                passage("docs/a.txt", "Paris is the capital of France.", 1)]),
+        (record("docs/b.pdf"), [passage("docs/b.pdf", "The Berlin television tower is tall.", 2, page_number=3)]),
+        (record("notes/c.md"), [passage("notes/c.md", "Rome has many old churches.", 3)]),
+    ])
+    return store
+
+
+class TestHaystackDocumentStoreSuite(CountDocumentsTest, DeleteDocumentsTest, FilterDocumentsTest, WriteDocumentsTest):
+    """Haystack's own specification of a DocumentStore, run unchanged."""
+
+    @pytest.fixture
+    def document_store(self, store):
+        return store
+
+    @staticmethod
+    def assert_documents_are_equal(received, expected):
+        """Embeddings are stored as float32, so they come back rounded to float32."""
+
+        def as_stored(document):
+            embedding = document.embedding and np.asarray(document.embedding, dtype=np.float32).tolist()
+            return replace(document, embedding=embedding)
+
+        assert [as_stored(d) for d in received] == [as_stored(d) for d in expected]
+
+    def test_write_documents(self, document_store):
+        """The default policy is FAIL."""
+        doc = Document(content="test doc")
+        assert document_store.write_documents([doc]) == 1
+        with pytest.raises(DuplicateDocumentError):
+            document_store.write_documents([doc])
+        self.assert_documents_are_equal(document_store.filter_documents(), [doc])
+
+
+# -- writing -------------------------------------------------------------------------------------------
+
+
+def test_a_failing_write_writes_nothing(store):
+    store.write_documents([Document(content="kept", embedding=unit(0))])
+    batch = [Document(content="new one"), Document(content="wrong size", embedding=[1.0, 0.0])]
+    with pytest.raises(ValueError, match="embedding"):
+        store.write_documents(batch)
+    with pytest.raises(DuplicateDocumentError):
+        store.write_documents([Document(content="new two"), Document(content="kept", embedding=unit(0))])
+    assert contents(store.filter_documents()) == ["kept"]
+    assert contents(store.bm25("new", top_k=5)) == []
+
+
+def test_repeated_ids_in_one_batch_follow_the_policy(store):
+    first, second = Document(id="x", content="first"), Document(id="x", content="second")
+    with pytest.raises(DuplicateDocumentError):
+        store.write_documents([first, second], policy=DuplicatePolicy.FAIL)
+    assert store.write_documents([first, second], policy=DuplicatePolicy.SKIP) == 1
+    assert contents(store.filter_documents()) == ["first"]
+    assert store.write_documents([first, second], policy=DuplicatePolicy.OVERWRITE) == 1
+    assert contents(store.filter_documents()) == ["second"]
+
+
+def test_overwritten_documents_are_reindexed(store):
+    store.write_documents([Document(id="x", content="apples", embedding=unit(0))])
+    store.write_documents([Document(id="x", content="pears", embedding=unit(1))], policy=DuplicatePolicy.OVERWRITE)
+    assert store.bm25("apples", top_k=5) == []
+    assert contents(store.bm25("pears", top_k=5)) == ["pears"]
+    assert [(d.content, round(d.score, 4)) for d in store.dense(unit(1), top_k=1)] == [("pears", 1.0)]
+
+
+def test_the_embedding_dimension_is_kept_across_opening(tmp_path):
+    with EmbeddedDocumentStore(tmp_path / "s") as store:
+        store.write_documents([Document(content="a", embedding=unit(0))])
+    with pytest.raises(ValueError, match="8-d"):
+        EmbeddedDocumentStore(tmp_path / "s", embedding_dim=384)
+    with EmbeddedDocumentStore(tmp_path / "s") as store, pytest.raises(ValueError, match="embedding"):
+        store.write_documents([Document(content="b", embedding=[1.0] * 384)])
+
+
+def test_documents_with_blobs_are_refused(store):
+    with pytest.raises(ValueError, match="blob"):
+        store.write_documents([Document(blob=ByteStream(b"raw"))])
+
+
+# -- files ---------------------------------------------------------------------------------------------
+
+
+def test_replace_files_replaces_a_files_passages_and_leaves_other_files_alone(corpus):
+    corpus.replace_files([(record("docs/a.txt", "h2"), [passage("docs/a.txt", "Lyon is in France.", 4)])])
+    assert contents(corpus.filter_documents({"field": "meta.file_path", "operator": "==", "value": "docs/a.txt"})) == [
+        "Lyon is in France."]
+    assert corpus.count_documents() == 3
+    assert contents(corpus.bm25("Paris", top_k=5)) == []
+    assert contents(corpus.bm25("France", top_k=5)) == ["Lyon is in France."]
+    assert contents(corpus.dense(unit(3), top_k=1)) == ["Rome has many old churches."]
+    assert corpus.dense(unit(0), top_k=1)[0].score < 0.5  # the Eiffel Tower passage and its vector are gone
+
+
+def test_file_records_hold_passage_counts_and_index_time(corpus):
+    before = time.time()
+    corpus.replace_files([(record("docs/b.pdf", "h2"), [passage("docs/b.pdf", "one"), passage("docs/b.pdf", "two")])])
+    b = corpus.file_record("docs/b.pdf")
+    assert (b.path, b.content_hash, b.size, b.mtime, b.passages) == ("docs/b.pdf", "h2", 10, 1.0, 2)
+    assert before <= b.indexed_at <= time.time()
+    assert [r.path for r in corpus.files()] == ["docs/a.txt", "docs/b.pdf", "notes/c.md"]
+    assert corpus.file_record("docs/missing.txt") is None
+
+
+def test_replace_files_refuses_passages_of_another_file(corpus):
+    with pytest.raises(ValueError, match="file_path"):
+        corpus.replace_files([(record("docs/a.txt"), [passage("docs/b.pdf", "misfiled")])])
+    assert corpus.count_documents() == 4
+
+
+def test_remove_files_drops_passages_and_records(corpus):
+    assert corpus.remove_files(["docs/a.txt", "notes/c.md", "never/indexed.txt"]) == 3
+    assert [r.path for r in corpus.files()] == ["docs/b.pdf"]
+    assert contents(corpus.filter_documents()) == ["The Berlin television tower is tall."]
+    assert corpus.bm25("Paris", top_k=5) == []
+    assert contents(corpus.dense(unit(3), top_k=5)) == ["The Berlin television tower is tall."]
+
+
+def test_stats(corpus):
+    stats = corpus.stats()
+    assert {k: stats[k] for k in ("passages", "documents", "files", "file_types", "embedding_dim",
+                                  "bm25_passages", "dense_passages", "dense_index")} == {
+        "passages": 4, "documents": 4, "files": 3,
+        "file_types": {"md": {"files": 1, "passages": 1}, "pdf": {"files": 1, "passages": 1},
+                       "txt": {"files": 1, "passages": 2}},
+        "embedding_dim": DIM, "bm25_passages": 4, "dense_passages": 4, "dense_index": "flat"}
+    assert stats["last_indexed_at"] == max(r.indexed_at for r in corpus.files())
+    assert all(stats["disk_bytes"][part] > 0 for part in ("sqlite", "bm25", "dense"))
+
+
+# -- retrieval -----------------------------------------------------------------------------------------
+
+
+def test_bm25_ranks_passages_sharing_words_with_the_query(corpus):
+    found = corpus.bm25("Which tower is in Paris?", top_k=5)
+    assert contents(found)[0] == "The Eiffel Tower stands in Paris."
+    assert set(contents(found)) == {"The Eiffel Tower stands in Paris.", "Paris is the capital of France.",
+                                    "The Berlin television tower is tall."}
+    assert [d.score for d in found] == sorted((d.score for d in found), reverse=True)
+    assert found[0].meta["file_path"] == "docs/a.txt"
+    assert len(corpus.bm25("tower Paris", top_k=1)) == 1
+
+
+def test_bm25_without_a_match_or_documents_is_empty(store):
+    assert store.bm25("anything", top_k=5) == []
+    store.write_documents([Document(content="the and of"), Document(content="cats")])
+    assert store.bm25("dogs", top_k=5) == []
+    assert store.bm25("the", top_k=5) == []
+
+
+def test_filtered_bm25_returns_top_k_when_enough_passages_match(store):
+    strong = [passage(f"t{i}.txt", "tower tower tower") for i in range(30)]
+    weak = [passage(f"p{i}.pdf", f"a tower among many other words number {i}") for i in range(5)]
+    store.write_documents(strong + weak)
+    found = store.bm25("tower", top_k=3, filters={"field": "meta.file_type", "operator": "==", "value": "pdf"})
+    assert len(found) == 3 and all(d.meta["file_type"] == "pdf" for d in found)
+
+
+def test_dense_ranks_by_cosine_similarity(corpus):
+    found = corpus.dense(np.array([0.9, 0.1, 0, 0, 0, 0, 0, 0]) * 5, top_k=2)  # unnormalised query
+    assert contents(found) == ["The Eiffel Tower stands in Paris.", "Paris is the capital of France."]
+    assert [d.score for d in found] == pytest.approx([0.9 / np.hypot(0.9, 0.1), 0.1 / np.hypot(0.9, 0.1)])
+    assert found[0].embedding == unit(0)
+
+
+def test_filtered_dense_searches_only_matching_passages(corpus):
+    pdf = {"field": "meta.file_type", "operator": "==", "value": "pdf"}
+    assert contents(corpus.dense(unit(0), top_k=3, filters=pdf)) == ["The Berlin television tower is tall."]
+    md_or_page = {"operator": "OR", "conditions": [{"field": "meta.file_type", "operator": "==", "value": "md"},
+                                                   {"field": "meta.page_number", "operator": ">=", "value": 3}]}
+    assert set(contents(corpus.dense(unit(0), top_k=5, filters=md_or_page))) == {
+        "The Berlin television tower is tall.", "Rome has many old churches."}
+
+
+def test_dense_without_embeddings_says_to_reindex(store):
+    store.write_documents([Document(content="bm25 only")])
+    with pytest.raises(ValueError, match="no embeddings.*re-index"):
+        store.dense(unit(0), top_k=1)
+
+
+def test_dense_refuses_a_query_of_another_dimension(corpus):
+    with pytest.raises(ValueError, match="dimensions"):
+        corpus.dense([1.0, 0.0], top_k=1)
+
+
+def test_documents_without_embeddings_are_left_out_of_dense_results(corpus):
+    corpus.write_documents([passage("e.txt", "no vector here")])
+    assert "no vector here" not in contents(corpus.dense(unit(5), top_k=10))
+    assert contents(corpus.bm25("vector", top_k=10)) == ["no vector here"]
+
+
+def test_prefix_filter_restricts_to_a_folder(corpus):
+    docs = {"field": "meta.file_path", "operator": "prefix", "value": "docs/"}
+    assert {d.meta["file_path"] for d in corpus.filter_documents(docs)} == {"docs/a.txt", "docs/b.pdf"}
+    assert set(contents(corpus.bm25("Rome tower", top_k=5, filters=docs))) == {
+        "The Eiffel Tower stands in Paris.", "The Berlin television tower is tall."}
+    assert "Rome has many old churches." not in contents(corpus.dense(unit(3), top_k=5, filters=docs))
+
+
+def test_filters_on_content_work(corpus):
+    found = corpus.filter_documents({"field": "content", "operator": "==", "value": "Rome has many old churches."})
+    assert contents(found) == ["Rome has many old churches."]
+
+
+def test_malformed_filters_fail_even_on_an_empty_store(store):
+    with pytest.raises(FilterError):
+        store.bm25("x", top_k=1, filters={"field": "meta.a", "operator": "like", "value": 1})
+    with pytest.raises(FilterError):
+        store.filter_documents({"operator": "AND"})
+
+
+def test_filter_results_follow_changes(corpus):
+    pdf = {"field": "meta.file_type", "operator": "==", "value": "pdf"}
+    assert len(corpus.filter_documents(pdf)) == 1
+    corpus.replace_files([(record("docs/d.pdf"), [passage("docs/d.pdf", "Another tower.", 5)])])
+    assert len(corpus.filter_documents(pdf)) == 2
+    assert len(corpus.bm25("tower", top_k=5, filters=pdf)) == 2
+
+
+# -- the approximate index -------------------------------------------------------------------------------
+
+
+def test_above_the_flat_limit_dense_uses_hnsw_and_stays_correct(store, monkeypatch):
+    monkeypatch.setattr(dense_module, "FLAT_LIMIT", 60)
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((200, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    docs = [Document(id=str(i), content=f"passage {i}", meta={"i": i}, embedding=v.tolist())
+            for i, v in enumerate(vectors)]
+    store.write_documents(docs[:50])
+    assert store.stats()["dense_index"] == "flat"
+    store.write_documents(docs[50:])
+    assert store.stats()["dense_index"] == "hnsw"
+    assert store.dense(vectors[17], top_k=1)[0].id == "17"
+
+    def exact(query, allowed):
+        scores = vectors[allowed] @ query
+        return [str(allowed[i]) for i in np.argsort(-scores)[:5]]
+
+    few = {"field": "meta.i", "operator": "<", "value": 40}  # under the limit: scored exactly
+    assert [d.id for d in store.dense(vectors[3], top_k=5, filters=few)] == exact(vectors[3], np.arange(40))
+    many = {"field": "meta.i", "operator": ">=", "value": 20}  # over it: HNSW with a selector
+    assert all(int(d.id) >= 20 for d in store.dense(vectors[3], top_k=5, filters=many))
+
+    store.delete_documents(["17", "18"])  # tombstones
+    assert store.dense(vectors[17], top_k=1)[0].id != "17"
+    assert store.stats()["dense_passages"] == 198
+    store.delete_documents([str(i) for i in range(100, 160)])  # past the tombstone limit: rebuilt
+    assert store.stats()["dense_passages"] == 138
+    assert store.dense(vectors[120], top_k=1)[0].id not in {str(i) for i in range(100, 160)}
+    assert store.dense(vectors[99], top_k=1)[0].id == "99"
+    store.close()
+    with EmbeddedDocumentStore(store.path) as reopened:
+        assert reopened.stats()["dense_index"] == "hnsw"
+        assert [d.id for d in reopened.dense(vectors[3], top_k=5, filters=few)] == exact(vectors[3], np.arange(40))
+
+
+# -- persistence and crash safety ------------------------------------------------------------------------
+
+
+def answers(store: EmbeddedDocumentStore) -> dict:
+    """What a store answers: enough to tell two stores' contents apart."""
+    pdf = {"field": "meta.file_type", "operator": "==", "value": "pdf"}
+    return {
+        "documents": [(d.id, d.content, d.meta) for d in store.filter_documents()],
+        "files": store.files(),
+        "bm25": [(d.id, round(d.score, 5)) for d in store.bm25("Paris tower France", top_k=10)],
+        "dense": [(d.id, round(d.score, 5)) for d in store.dense(unit(0), top_k=10)],
+        "filtered": [d.id for d in store.bm25("tower", top_k=10, filters=pdf)],
+    }
+
+
+def test_a_reopened_store_answers_the_same(corpus):
+    before = answers(corpus)
+    corpus.close()
+    with EmbeddedDocumentStore(corpus.path) as reopened:
+        assert answers(reopened) == before
+        assert reopened.stats()["bm25_passages"] == 4
+
+
+def test_stores_sharing_a_folder_see_each_others_writes(corpus):
+    with EmbeddedDocumentStore(corpus.path) as other:
+        assert contents(other.bm25("Lyon", top_k=1)) == []
+        corpus.replace_files([(record("docs/d.txt"), [passage("docs/d.txt", "Lyon has a tower.", 5)])])
+        assert contents(other.bm25("Lyon", top_k=1)) == ["Lyon has a tower."]
+        assert contents(other.dense(unit(5), top_k=1)) == ["Lyon has a tower."]
+
+
+def test_indexes_older_than_the_database_are_rebuilt(corpus, tmp_path):
+    """A crash between a commit and the index write leaves indexes of the previous generation."""
+    old_indexes = [p for p in corpus.path.iterdir() if not p.name.startswith("store.sqlite3")]
+    for folder in old_indexes:
+        shutil.copytree(folder, tmp_path / "old" / folder.name)
+    corpus.replace_files([(record("docs/a.txt", "h2"), [passage("docs/a.txt", "Lyon tower, France.", 0)])])
+    expected = answers(corpus)
+    corpus.close()
+    for folder in corpus.path.iterdir():
+        if not folder.name.startswith("store.sqlite3"):
+            shutil.rmtree(folder)
+    for folder in (tmp_path / "old").iterdir():
+        shutil.copytree(folder, corpus.path / folder.name)
+    with EmbeddedDocumentStore(corpus.path) as reopened:
+        assert answers(reopened) == expected
+
+
+def test_unreadable_index_files_are_rebuilt(corpus):
+    expected = answers(corpus)
+    corpus.close()
+    for file in corpus.path.glob("*-*/*"):
+        file.write_bytes(b"garbage")
+    with EmbeddedDocumentStore(corpus.path) as reopened:
+        assert answers(reopened) == expected
+
+
+def test_serialisation_round_trip(store):
+    data = store.to_dict()
+    assert data == {"type": "corpusqa.indexing.store.EmbeddedDocumentStore",
+                    "init_parameters": {"path": str(store.path), "embedding_dim": None}}
+    with EmbeddedDocumentStore.from_dict(data) as copy:
+        assert (copy.path, copy.embedding_dim) == (store.path, None)
+
+
+def test_haystack_document_writer_writes_into_the_store(store):
+    pipeline = Pipeline()
+    pipeline.add_component("writer", DocumentWriter(document_store=store))
+    pipeline.run({"writer": {"documents": [Document(content="written by a pipeline")]}})
+    assert contents(store.bm25("pipeline", top_k=1)) == ["written by a pipeline"]
+    assert Pipeline.loads(pipeline.dumps()).get_component("writer").document_store.path == store.path
+
+
+_WRITER = """
+import sys
+import numpy as np
+from haystack import Document
+from corpusqa.indexing.store import EmbeddedDocumentStore, FileRecord
+
+path, seed, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(seed)
+store = EmbeddedDocumentStore(path)
+print("ready", flush=True)
+while True:
+    batch += 1
+    files = rng.choice(8, size=3, replace=False)
+    store.replace_files([
+        (FileRecord(f"f{j}.txt", f"batch{batch}", 1, 0.0),
+         [Document(content=f"file{j}token batch{batch} passage {i}", embedding=np.eye(8)[j].tolist(),
+                   meta={"file_path": f"f{j}.txt", "batch": batch}) for i in range(rng.integers(1, 40))])
+        for j in files])
+    if batch % 4 == 0:
+        store.remove_files([f"f{rng.integers(8)}.txt"])
+"""
+
+
+def assert_consistent(path: Path) -> int:
+    """The store opens, every file's passages come from one batch, and every access path agrees."""
+    with EmbeddedDocumentStore(path) as store:
+        stats = store.stats()
+        assert stats["passages"] == store.count_documents() == stats["bm25_passages"] == stats["dense_passages"]
+        records = store.files()
+        assert sum(r.passages for r in records) == store.count_documents()
+        for r in records:
+            j = int(r.path[1:-4])
+            passages = store.filter_documents({"field": "meta.file_path", "operator": "==", "value": r.path})
+            ids = {d.id for d in passages}
+            assert len(ids) == r.passages
+            assert {d.meta["batch"] for d in passages} == {int(r.content_hash[5:])}
+            assert {d.id for d in store.bm25(f"file{j}token", top_k=100)} == ids
+            assert {d.id for d in store.dense(unit(j), top_k=100) if d.score > 0.5} == ids
+        return len(records)
+
+
+def test_a_writer_killed_at_any_moment_leaves_a_consistent_store(tmp_path):
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    timing = random.Random(7)
+    files_seen = 0
+    for round_ in range(3):
+        arguments = [str(tmp_path / "store"), str(round_), str(1000 * round_)]  # store, seed, first batch number
+        writer = subprocess.Popen([sys.executable, str(script), *arguments], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        assert writer.stdout.readline() == "ready\n", writer.stderr.read()
+        time.sleep(timing.uniform(0.2, 1.5))
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        assert writer.returncode == -signal.SIGKILL, writer.stderr.read()
+        files_seen = max(files_seen, assert_consistent(tmp_path / "store"))
+    assert files_seen > 0, "the writer never committed a batch: the test proved nothing"

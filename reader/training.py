@@ -28,7 +28,7 @@ from transformers import (
 )
 
 from .model import cpu_has_bf16_matrix_units
-from .windows import PAD_MULTIPLE
+from .windows import PAD_MULTIPLE, truncate_questions
 from .squad_metric import SquadExample, load_squad
 
 TOKENIZE_CHUNK = 1000  # examples per fast-tokenizer call: large enough to use its threads, small enough for memory
@@ -136,13 +136,6 @@ def make_negatives(
     return negatives
 
 
-def _truncate_questions(tokenizer: PreTrainedTokenizerBase, questions: list[str], max_tokens: int) -> list[str]:
-    """Cut each question after its `max_tokens`-th token, so a rambling question cannot crowd out the passage."""
-    questions = [q.lstrip() for q in questions]  # some SQuAD questions start with runs of spaces
-    encoded = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    return [q if len(spans) <= max_tokens else q[: spans[max_tokens - 1][1]] for q, spans in zip(questions, encoded)]
-
-
 def _label_window(
     offsets: Sequence[tuple[int, int]], sequence_ids: Sequence[int | None], cls_index: int, example: TrainExample
 ) -> tuple[int, int]:
@@ -184,7 +177,8 @@ def make_features(
     for lo in range(0, len(examples), TOKENIZE_CHUNK):
         chunk = examples[lo : lo + TOKENIZE_CHUNK]
         encoded = tokenizer(
-            _truncate_questions(tokenizer, [e.question for e in chunk], max_question_length),
+            # some SQuAD questions start with runs of spaces
+            truncate_questions(tokenizer, [e.question.lstrip() for e in chunk], max_question_length)[0],
             [e.context for e in chunk],
             truncation="only_second",
             max_length=max_seq_length,

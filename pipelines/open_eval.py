@@ -16,9 +16,10 @@ from haystack import Document, Pipeline
 from tqdm.auto import tqdm
 
 from corpusqa.indexing.indexer import IndexSettings
+from corpusqa.reader.component import ExtractiveReader
 from corpusqa.reader.squad_metric import SquadDataset, SquadExample, evaluate
 
-from .query import ask, load_query_pipeline
+from .query import ask, load_query_pipeline, pipeline_inputs
 
 RECALL_AT = (1, 5, 10, 20)
 
@@ -81,8 +82,6 @@ def evaluate_open(
 
 
 def _without_reader(pipeline: Pipeline) -> Pipeline:
-    from corpusqa.reader.component import ExtractiveReader
-
     for name, component in list(pipeline.walk()):
         if isinstance(component, ExtractiveReader):
             pipeline.remove_component(name)
@@ -91,10 +90,6 @@ def _without_reader(pipeline: Pipeline) -> Pipeline:
 
 def ask_retrieval(pipeline: Pipeline, question: str, top_k: int) -> list[Document]:
     """Run a retrieval-only pipeline; the documents of its last component, best first."""
-    data = {}
-    for name, sockets in pipeline.inputs().items():
-        values = {"query": question, "text": question, "top_k": top_k}
-        data[name] = {k: v for k, v in values.items() if k in sockets}
-    output = pipeline.run(data)
+    output = pipeline.run(pipeline_inputs(pipeline, question, top_k))
     (documents,) = [v["documents"] for v in output.values() if "documents" in v]
     return documents

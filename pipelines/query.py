@@ -63,18 +63,26 @@ def ask(
     filters: dict[str, Any] | None = None,
 ) -> Result:
     """Run one question through the pipeline; ``passages`` and ``answers`` override the YAML's top_k values."""
+    feeder = _reader_feeder(pipeline)
+    started = time.perf_counter()
+    output = pipeline.run(pipeline_inputs(pipeline, question, passages, answers, filters), include_outputs_from={feeder})
+    seconds = time.perf_counter() - started
+    reader_name = next(n for n, c in pipeline.walk() if isinstance(c, ExtractiveReader))
+    return Result(question, output[reader_name]["answers"], output[feeder]["documents"], seconds)
+
+
+def pipeline_inputs(
+    pipeline: Pipeline, question: str, passages: int | None, answers: int | None = None, filters: dict | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each component's run inputs, by socket name: retrieval components get ``passages`` as top_k, the reader
+    ``answers``; None leaves the YAML's value."""
     retrieval = {"query": question, "text": question, "top_k": passages, "filters": filters}
     reading = {"query": question, "top_k": answers}
     data = {}
     for name, sockets in pipeline.inputs().items():
         source = reading if isinstance(pipeline.get_component(name), ExtractiveReader) else retrieval
         data[name] = {key: value for key, value in source.items() if key in sockets and value is not None}
-    feeder = _reader_feeder(pipeline)
-    started = time.perf_counter()
-    output = pipeline.run(data, include_outputs_from={feeder})
-    seconds = time.perf_counter() - started
-    reader_name = next(n for n, c in pipeline.walk() if isinstance(c, ExtractiveReader))
-    return Result(question, output[reader_name]["answers"], output[feeder]["documents"], seconds)
+    return data
 
 
 def _reader_feeder(pipeline: Pipeline) -> str:

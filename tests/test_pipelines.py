@@ -75,3 +75,17 @@ def test_ask_prints_json_with_file_offsets(store_dir, capsys):
 def test_ask_without_a_store_says_how_to_make_one(tmp_path, capsys):
     code = main(["ask", "Who?", "--store", str(tmp_path / "none")])
     assert code == 2 and "index documents first" in capsys.readouterr().err
+
+
+def test_open_evaluation_counts_recall_and_scores_the_top_answer(store_dir, reader_settings):
+    from corpusqa.pipelines.open_eval import evaluate_open
+    from corpusqa.reader.squad_metric import SquadExample
+
+    examples = [
+        SquadExample("q1", "t", "When was the Eiffel Tower completed?", "", ["1889"], [0], False),
+        SquadExample("q2", "t", "Who landed on the Moon?", "", ["a phrase in no passage"], [0], False),
+    ]
+    metrics = evaluate_open(examples, "bm25", store_dir, passages=2, reader=reader_settings, progress=False)
+    assert metrics["recall@1"] == metrics["recall@20"] == 50.0, "only q1's answer lies in a passage"
+    assert metrics["total"] == 2 and 0 <= metrics["exact"] <= 50.0
+    assert metrics["retrieval_p50_ms"] > 0 and metrics["end_to_end_p95_ms"] >= metrics["end_to_end_p50_ms"]

@@ -240,6 +240,7 @@ def _ask(args: argparse.Namespace) -> int:
             result = ask(pipeline, item["question"], args.passages, args.top_k, filters)
             if batch or args.json:
                 record = {**item, "abstained": result.abstained, "seconds": round(result.seconds, 4)}
+                record["retrieval_seconds"] = round(result.retrieval_seconds, 4)
                 record["answers"] = [_answer_json(a) for a in result.answers]
                 print(json.dumps(record, ensure_ascii=False, indent=None if batch else 2), file=sink)
             else:
@@ -278,7 +279,8 @@ def _require_store(store: str) -> None:
 
 
 def _print_result(result) -> None:
-    print(f"Q: {result.question}   ({result.seconds * 1000:.0f} ms)")
+    timing = f"retrieval {result.retrieval_seconds * 1000:.0f} ms, reading {result.reading_seconds * 1000:.0f} ms"
+    print(f"Q: {result.question}   ({timing})")
     spans = [a for a in result.answers if a.data is not None]
     if result.abstained:
         print("  No answer found: the reader abstains. The best passages were:")

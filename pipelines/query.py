@@ -26,11 +26,26 @@ class Result:
     question: str
     answers: list[ExtractedAnswer]
     passages: list[Document]
-    seconds: float
+    retrieval_seconds: float
+    reading_seconds: float
+
+    @property
+    def seconds(self) -> float:
+        return self.retrieval_seconds + self.reading_seconds
 
     @property
     def abstained(self) -> bool:
         return not self.answers or self.answers[0].data is None
+
+
+@dataclass(frozen=True)
+class QueryPipeline:
+    """A query YAML split at its reader: ``retrieval`` is every other component (a Haystack Pipeline ending in
+    ``feeder``, whose documents the reader reads), so retrieval and reading are timed, and batched, apart."""
+
+    retrieval: Pipeline
+    feeder: str
+    reader: ExtractiveReader
 
 
 def pipeline_file(retriever: str) -> Path:
@@ -41,7 +56,7 @@ def pipeline_file(retriever: str) -> Path:
 
 def load_query_pipeline(
     retriever: str = "hybrid", store: str | Path = ".corpusqa", reader: dict[str, Any] | None = None
-) -> Pipeline:
+) -> QueryPipeline:
     """The YAML pipeline for ``retriever``, pointed at ``store``; ``reader`` overrides the reader's settings."""
     data = yaml.safe_load(pipeline_file(retriever).read_text(encoding="utf-8"))
     for component in data["components"].values():
@@ -52,42 +67,55 @@ def load_query_pipeline(
             params["model"] = local_model_path(params["model"])
         if component["type"].endswith("ExtractiveReader") and reader:
             params.update({k: v for k, v in reader.items() if v is not None})
-    return Pipeline.from_dict(data)
+    return split_at_reader(Pipeline.from_dict(data))
+
+
+def split_at_reader(pipeline: Pipeline) -> QueryPipeline:
+    """Take the reader out of a full query pipeline; what is left must feed it documents."""
+    readers = [name for name, component in pipeline.walk() if isinstance(component, ExtractiveReader)]
+    if len(readers) != 1:
+        raise ValueError(f"a query pipeline needs exactly one ExtractiveReader, found {len(readers)}")
+    feeders = [
+        sender
+        for sender, receiver, data in pipeline.graph.edges(data=True)
+        if receiver == readers[0] and data["to_socket"].name == "documents"
+    ]
+    if len(feeders) != 1:
+        raise ValueError("a query pipeline needs exactly one component feeding documents to the reader")
+    reader = pipeline.remove_component(readers[0])
+    return QueryPipeline(retrieval=pipeline, feeder=feeders[0], reader=reader)
+
+
+def retrieve(
+    pipeline: QueryPipeline, question: str, passages: int | None = None, filters: dict[str, Any] | None = None
+) -> list[Document]:
+    """The passages the reader would read, best first.
+
+    ``passages`` sets the feeder's top_k; components before it (the retrievers of a fused pipeline) keep their
+    YAML top_k unless that is smaller, so a longer list is the same ranking cut later.
+    """
+    data = {}
+    for name, sockets in pipeline.retrieval.inputs().items():
+        inputs = {"query": question, "text": question, "filters": filters}
+        if passages is not None:
+            own = getattr(pipeline.retrieval.get_component(name), "top_k", None)
+            inputs["top_k"] = passages if name == pipeline.feeder or own is None else max(own, passages)
+        data[name] = {key: value for key, value in inputs.items() if key in sockets and value is not None}
+    output = pipeline.retrieval.run(data, include_outputs_from={pipeline.feeder})
+    return output[pipeline.feeder]["documents"]
 
 
 def ask(
-    pipeline: Pipeline,
+    pipeline: QueryPipeline,
     question: str,
     passages: int | None = None,
     answers: int | None = None,
     filters: dict[str, Any] | None = None,
+    no_answer_threshold: float | None = None,
 ) -> Result:
-    """Run one question through the pipeline; ``passages`` and ``answers`` override the YAML's top_k values."""
-    feeder = _reader_feeder(pipeline)
+    """Retrieve, then read; ``passages``, ``answers`` and ``no_answer_threshold`` override the YAML's values."""
     started = time.perf_counter()
-    output = pipeline.run(pipeline_inputs(pipeline, question, passages, answers, filters), include_outputs_from={feeder})
-    seconds = time.perf_counter() - started
-    reader_name = next(n for n, c in pipeline.walk() if isinstance(c, ExtractiveReader))
-    return Result(question, output[reader_name]["answers"], output[feeder]["documents"], seconds)
-
-
-def pipeline_inputs(
-    pipeline: Pipeline, question: str, passages: int | None, answers: int | None = None, filters: dict | None = None
-) -> dict[str, dict[str, Any]]:
-    """Each component's run inputs, by socket name: retrieval components get ``passages`` as top_k, the reader
-    ``answers``; None leaves the YAML's value."""
-    retrieval = {"query": question, "text": question, "top_k": passages, "filters": filters}
-    reading = {"query": question, "top_k": answers}
-    data = {}
-    for name, sockets in pipeline.inputs().items():
-        source = reading if isinstance(pipeline.get_component(name), ExtractiveReader) else retrieval
-        data[name] = {key: value for key, value in source.items() if key in sockets and value is not None}
-    return data
-
-
-def _reader_feeder(pipeline: Pipeline) -> str:
-    """The component whose documents the reader reads: its passages are shown even when the reader abstains."""
-    for sender, receiver, data in pipeline.graph.edges(data=True):
-        if isinstance(pipeline.get_component(receiver), ExtractiveReader) and data["to_socket"].name == "documents":
-            return sender
-    raise ValueError("the pipeline has no component feeding documents to the reader")
+    documents = retrieve(pipeline, question, passages, filters)
+    retrieved = time.perf_counter()
+    found = pipeline.reader.run(question, documents, top_k=answers, no_answer_threshold=no_answer_threshold)
+    return Result(question, found["answers"], documents, retrieved - started, time.perf_counter() - retrieved)

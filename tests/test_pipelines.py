@@ -8,7 +8,7 @@ from haystack import Document
 from corpusqa.indexing.indexer import IndexSettings
 from corpusqa.indexing.store import EmbeddedDocumentStore
 from corpusqa.pipelines.cli import main
-from corpusqa.pipelines.query import RETRIEVERS, ask, load_query_pipeline
+from corpusqa.pipelines.query import RETRIEVERS, ask, load_query_pipeline, retrieve
 
 PASSAGES = [
     ("rhine.txt", "txt", "The Rhine flows from the Swiss Alps to the North Sea through Germany and the Netherlands."),
@@ -46,6 +46,22 @@ def test_each_pipeline_retrieves_the_passage_and_reads_it(store_dir, reader_sett
     spans = [a for a in result.answers if a.data is not None]
     assert 0 < len(spans) <= 3
     assert all(a.data == a.document.content[a.document_offset.start : a.document_offset.end] for a in spans)
+
+
+def test_retrieval_and_reading_are_timed_apart(store_dir, reader_settings):
+    result = ask(load_query_pipeline("dense", store_dir, reader_settings), "Where does the Rhine flow?", passages=2)
+    assert result.retrieval_seconds > 0 and result.reading_seconds > 0
+    assert result.seconds == result.retrieval_seconds + result.reading_seconds
+
+
+@pytest.mark.parametrize("retriever", RETRIEVERS)
+def test_more_passages_is_the_same_ranking_cut_later(store_dir, reader_settings, retriever):
+    """So recall@20 and reading the top 10 can come from one retrieval, and a user asking for more passages
+    does not reorder the ones already shown (a fused pipeline keeps its retrievers' depth)."""
+    pipeline = load_query_pipeline(retriever, store_dir, reader_settings)
+    question = "Which landing on the Moon happened in 1969?"
+    for shorter in (1, 2, 3):
+        assert [d.id for d in retrieve(pipeline, question, 4)][:shorter] == [d.id for d in retrieve(pipeline, question, shorter)]
 
 
 def test_filters_restrict_the_passages_read(store_dir, reader_settings):

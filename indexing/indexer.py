@@ -12,6 +12,7 @@ skipping, per-file failures, batched commits) sits between them, per file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -175,6 +176,7 @@ def index_paths(
         report.removed = _prune(store, roots, {str(path) for path in files})
     splitter = settings.splitter()
     with (
+        bulk(store),
         tqdm(total=len(files), desc="files", unit="file", disable=not progress) as file_bar,
         tqdm(desc="passages", unit="passage", disable=not progress) as passage_bar,
     ):
@@ -197,6 +199,12 @@ def index_paths(
         report.passages += writer.flush()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def bulk(store: Any) -> contextlib.AbstractContextManager:
+    """The store's bulk mode (indexes updated once, at the end) where it has one; batches still commit as
+    they go, so an interrupted run keeps every file it finished."""
+    return store.bulk() if hasattr(store, "bulk") else contextlib.nullcontext()
 
 
 def _prepare(

@@ -16,7 +16,7 @@ import numpy as np
 from haystack import Document
 from tqdm.auto import tqdm
 
-from corpusqa.indexing.indexer import IndexSettings
+from corpusqa.indexing.indexer import IndexSettings, bulk
 from corpusqa.reader.core import read
 from corpusqa.reader.squad_metric import SquadDataset, SquadExample, evaluate
 
@@ -43,11 +43,12 @@ def index_passages(store, passages: list[Document], embed: bool = True, progress
     if embedder is not None:
         embedder.warm_up()
     batch = 1000
-    for begin in tqdm(range(0, len(passages), batch), desc="indexing", unit="batch", disable=not progress):
-        chunk = passages[begin : begin + batch]
-        if embedder is not None:
-            chunk = embedder.run(chunk)["documents"]
-        store.write_documents(chunk)
+    with bulk(store):
+        for begin in tqdm(range(0, len(passages), batch), desc="indexing", unit="batch", disable=not progress):
+            chunk = passages[begin : begin + batch]
+            if embedder is not None:
+                chunk = embedder.run(chunk)["documents"]
+            store.write_documents(chunk)
 
 
 def evaluate_open(
@@ -81,7 +82,7 @@ def evaluate_open(
     options = replace(pipeline.reader.options, top_k=1)
     answers = read(pipeline.reader.loaded, [e.question for e in examples], to_read, options, progress=progress)
     reading_seconds = time.perf_counter() - started
-    predictions = {e.id: _best_span(ranked) for e, ranked in zip(examples, answers)}
+    predictions = {e.id: best_span(ranked) for e, ranked in zip(examples, answers)}
     metrics = evaluate(SquadDataset(version="1.1", examples=list(examples)), predictions)
     total_seconds = [ask(pipeline, e.question, passages, answers=1).seconds for e in examples[:latency_sample]]
     out = {f"recall@{k}": 100 * h / len(examples) for k, h in zip(RECALL_AT, hits)}
@@ -93,7 +94,7 @@ def evaluate_open(
     return out
 
 
-def _best_span(answers) -> str:
+def best_span(answers) -> str:
     """The top span even where the reader would abstain: every SQuAD 1.1 question has an answer, and open-domain
     results (BERTserini's among them) are scored on the best span."""
     return next((a.data for a in answers if a.data is not None), "")

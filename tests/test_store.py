@@ -29,6 +29,7 @@ from haystack.testing.document_store import (
 
 from corpusqa.indexing.store import EmbeddedDocumentStore, FileRecord
 from corpusqa.indexing.store import dense as dense_module
+from corpusqa.indexing.store import folders as store_folders
 
 DIM = 8
 
@@ -364,6 +365,31 @@ def test_indexes_older_than_the_database_are_rebuilt(corpus, tmp_path):
         shutil.copytree(folder, corpus.path / folder.name)
     with EmbeddedDocumentStore(corpus.path) as reopened:
         assert answers(reopened) == expected
+
+
+def test_bulk_writes_update_the_indexes_once_and_stay_readable(corpus, monkeypatch):
+    saved = []
+    monkeypatch.setattr(store_folders, "save", lambda root, name, generation, index: saved.append((name, generation)))
+    with corpus.bulk():
+        for i, city in enumerate(["Lyon", "Nice", "Metz"]):
+            corpus.replace_files([(record(f"docs/{city}.txt"), [passage(f"docs/{city}.txt", f"{city} has a tower.", 5 + i)])])
+        writes = len(saved)
+        assert contents(corpus.bm25("Nice", top_k=1)) == ["Nice has a tower."], "readers see rows committed in bulk"
+        assert contents(corpus.dense(unit(7), top_k=1)) == ["Metz has a tower."]
+    assert writes <= 2, "inside bulk, commits write no indexes (only a reader's rebuild may)"
+    generation = corpus._generation()
+    assert ("bm25", generation) in saved and ("dense", generation) in saved, "leaving bulk writes current indexes"
+
+
+def test_a_bulk_run_that_dies_keeps_every_committed_batch(corpus):
+    """No index write at all inside bulk (as if killed before leaving it): the rows rebuild them."""
+    bulk = corpus.bulk()
+    bulk.__enter__()
+    corpus.replace_files([(record("docs/d.txt"), [passage("docs/d.txt", "Lyon has a tower.", 5)])])
+    with EmbeddedDocumentStore(corpus.path) as other:
+        assert contents(other.bm25("Lyon", top_k=1)) == ["Lyon has a tower."]
+        assert contents(other.dense(unit(5), top_k=1)) == ["Lyon has a tower."]
+        assert contents(other.bm25("Paris", top_k=1)), "what was there before is still found"
 
 
 def test_unreadable_index_files_are_rebuilt(corpus):

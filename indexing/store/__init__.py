@@ -94,6 +94,12 @@ class _Change:
                 self.removed.add(row)
             self.touched = True
 
+    def merge(self, later: _Change) -> None:
+        """Fold a later transaction's change into this one, as if both had been one."""
+        self.remove(later.removed)
+        self.added.update(later.added)
+        self.touched |= later.touched
+
 
 class EmbeddedDocumentStore:
     """Passages with metadata, BM25 and dense retrieval, in a folder; a Haystack 3 ``DocumentStore``.
@@ -119,6 +125,7 @@ class EmbeddedDocumentStore:
         self._indexes: dict[str, tuple[int, KeywordIndex | DenseIndex]] = {}  # name -> (generation, index)
         self._views: tuple[int, np.ndarray, list[Document]] | None = None
         self._filtered: tuple[int, dict[str, np.ndarray]] = (-1, {})
+        self._deferred: tuple[int, _Change] | None = None  # inside bulk(): (generation before it, changes since)
 
     # -- Haystack DocumentStore protocol ------------------------------------------------------------
 
@@ -291,6 +298,26 @@ class EmbeddedDocumentStore:
 
     # -- writing ------------------------------------------------------------------------------------
 
+    @contextmanager
+    def bulk(self) -> Iterator[EmbeddedDocumentStore]:
+        """Commit rows as usual, but bring the indexes up to date once, on leaving.
+
+        Updating them per commit costs a BM25 rebuild and a dense index write each time, quadratic over a
+        long index run. Inside ``bulk`` a reader still gets current indexes (built from the rows when their
+        generation lags), and a crash loses nothing: indexes behind SQLite's generation are rebuilt.
+        """
+        if self._deferred is not None:
+            yield self
+            return
+        self._deferred = (self._generation(), _Change())
+        try:
+            yield self
+        finally:
+            with self._lock:
+                (before, change), self._deferred = self._deferred, None
+                if change.touched:
+                    self._update_indexes(before, change, self._generation())
+
     def _write(self, apply: Callable[[_Change], Any]) -> Any:
         """Run ``apply`` in one write transaction that also bumps the generation, then update the indexes."""
         with self._lock:
@@ -307,7 +334,10 @@ class EmbeddedDocumentStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._update_indexes(generation, change)
+            if self._deferred is not None:
+                self._deferred[1].merge(change)
+            else:
+                self._update_indexes(generation, change, generation + 1)
             return result
 
     def _insert(self, documents: list[Document], change: _Change) -> int:
@@ -356,8 +386,9 @@ class EmbeddedDocumentStore:
 
     # -- indexes ------------------------------------------------------------------------------------
 
-    def _update_indexes(self, generation: int, change: _Change) -> None:
-        """Bring both indexes from ``generation`` to the one just committed, and write them."""
+    def _update_indexes(self, generation: int, change: _Change, target: int) -> None:
+        """Bring both indexes from ``generation`` to ``target`` (``change`` is what happened between), and
+        write them."""
         self._indexes["bm25"] = self._saved("bm25", *self._build("bm25"))
         held = self._indexes.get("dense")
         base = held[1] if held and held[0] == generation else folders.load(self.path, "dense", generation, DenseIndex)
@@ -365,7 +396,7 @@ class EmbeddedDocumentStore:
         vectors = np.stack([change.added[row] for row in added]) if added else None
         removed = np.array(sorted(change.removed), dtype=np.int64)
         if base is not None and base.update(removed, np.array(added, dtype=np.int64), vectors):
-            self._indexes["dense"] = self._saved("dense", generation + 1, base)
+            self._indexes["dense"] = self._saved("dense", target, base)
         else:
             self._indexes["dense"] = self._saved("dense", *self._build("dense"))
 

@@ -377,8 +377,8 @@ def _eval_open(args: argparse.Namespace) -> int:
     store.close()
     examples = questions.examples[: args.limit] if args.limit else questions.examples
     results = {"passages": len(passages), "questions": len(examples)}
-    for retriever in args.retriever or ["bm25", "dense", "hybrid"]:
-        results[retriever] = evaluate_open(examples, retriever, args.store, args.passages, progress=not args.json)
+    retrievers = args.retriever or ["bm25", "dense", "hybrid"]
+    results.update(evaluate_open(examples, retrievers, args.store, args.passages, progress=not args.json))
     print(json.dumps(results, indent=None if args.json else 2))
     return 0
 

@@ -7,6 +7,7 @@ Retrieval recall@k counts a question when a retrieved passage contains one of it
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -17,7 +18,7 @@ from haystack import Document
 from tqdm.auto import tqdm
 
 from corpusqa.indexing.indexer import IndexSettings, bulk
-from corpusqa.reader.core import read
+from corpusqa.reader.core import no_answer_threshold, rank, read_candidates
 from corpusqa.reader.squad_metric import SquadDataset, SquadExample, evaluate
 
 from .query import ask, load_query_pipeline, retrieve
@@ -53,45 +54,63 @@ def index_passages(store, passages: list[Document], embed: bool = True, progress
 
 def evaluate_open(
     examples: Sequence[SquadExample],
-    retriever: str,
+    retrievers: Sequence[str],
     store: str | Path,
     passages: int = 10,
     reader: dict | None = None,
     progress: bool = True,
     latency_sample: int = 200,
-) -> dict[str, float]:
-    """Recall@1/5/10/20 of retrieval, EM/F1 of the pipeline's top answer, and latency.
+) -> dict[str, dict[str, float]]:
+    """Per retriever: recall@1/5/10/20 of retrieval, EM/F1 of the pipeline's top answer, and latency.
 
-    Every question is retrieved one at a time (that is the retrieval latency); the reader then reads each
-    question's top ``passages`` in batches across questions, which gives the same answers as asking one by
-    one, only faster. End-to-end latency is what ``ask`` takes, one question at a time, on the first
-    ``latency_sample`` questions.
+    Every question is retrieved one at a time (that is the retrieval latency). The reader then reads each
+    question's passages once for all retrievers (the union of their top ``passages``), in batches across
+    questions, and ranks each retriever's own passages: the same answers as asking one by one, only faster.
+    End-to-end latency is what ``ask`` takes, one question at a time, on the first ``latency_sample``.
     """
-    pipeline = load_query_pipeline(retriever, store, reader)
-    depth = max(max(RECALL_AT), passages)
+    pipelines = {name: load_query_pipeline(name, store, reader) for name in retrievers}
+    readers = {json.dumps(p.reader.to_dict(), sort_keys=True, default=str) for p in pipelines.values()}
+    if len(readers) != 1:
+        raise ValueError("the pipelines' readers differ: evaluate those retrievers one at a time")
+    results, to_read = {}, {}
+    for name, pipeline in pipelines.items():
+        results[name], to_read[name] = _retrieval_recall(pipeline, name, examples, passages, progress)
+    model = pipelines[retrievers[0]].reader
+    questions = [e.question for e in examples]
+    union = [list({d.id: d for name in retrievers for d in to_read[name][i]}.values()) for i in range(len(examples))]
+    options = replace(model.options, top_k=1)
+    candidates = read_candidates(model.loaded, questions, union, options, progress=progress)
+    threshold = no_answer_threshold(model.loaded, options)
+    dataset = SquadDataset(version="1.1", examples=list(examples))
+    for name, pipeline in pipelines.items():
+        predictions = {}
+        for example, found, read_ids in zip(examples, candidates, to_read[name]):
+            ids = {d.id for d in read_ids}
+            predictions[example.id] = best_span(rank(example.question, [c for c in found if c.document.id in ids], threshold, options))
+        metrics = evaluate(dataset, predictions)
+        results[name].update(exact=metrics["exact"], f1=metrics["f1"], total=len(examples))
+        seconds = [ask(pipeline, e.question, passages, answers=1).seconds for e in examples[:latency_sample]]
+        results[name].update(_percentiles("end_to_end", seconds))
+    return results
+
+
+def _retrieval_recall(pipeline, name, examples, passages, progress) -> tuple[dict[str, float], list[list[Document]]]:
+    """Recall@k and retrieval latency; and each question's top ``passages``, for the reader."""
     hits = np.zeros(len(RECALL_AT))
-    retrieval_seconds, to_read = [], []
-    for example in tqdm(examples, desc=f"retrieving ({retriever})", unit="question", disable=not progress):
+    seconds, to_read = [], []
+    for example in tqdm(examples, desc=f"retrieving ({name})", unit="question", disable=not progress):
         started = time.perf_counter()
-        found = retrieve(pipeline, example.question, depth)
-        retrieval_seconds.append(time.perf_counter() - started)
-        rank = next((i for i, d in enumerate(found) if any(a in d.content for a in example.answers)), None)
-        hits += [rank is not None and rank < k for k in RECALL_AT]
+        found = retrieve(pipeline, example.question, max(max(RECALL_AT), passages))
+        seconds.append(time.perf_counter() - started)
+        rank_of_answer = next((i for i, d in enumerate(found) if any(a in d.content for a in example.answers)), None)
+        hits += [rank_of_answer is not None and rank_of_answer < k for k in RECALL_AT]
         to_read.append(found[:passages])
-    started = time.perf_counter()
-    options = replace(pipeline.reader.options, top_k=1)
-    answers = read(pipeline.reader.loaded, [e.question for e in examples], to_read, options, progress=progress)
-    reading_seconds = time.perf_counter() - started
-    predictions = {e.id: best_span(ranked) for e, ranked in zip(examples, answers)}
-    metrics = evaluate(SquadDataset(version="1.1", examples=list(examples)), predictions)
-    total_seconds = [ask(pipeline, e.question, passages, answers=1).seconds for e in examples[:latency_sample]]
-    out = {f"recall@{k}": 100 * h / len(examples) for k, h in zip(RECALL_AT, hits)}
-    out.update(exact=metrics["exact"], f1=metrics["f1"], total=len(examples))
-    for name, values in (("retrieval", retrieval_seconds), ("end_to_end", total_seconds)):
-        out[f"{name}_p50_ms"] = 1000 * float(np.percentile(values, 50))
-        out[f"{name}_p95_ms"] = 1000 * float(np.percentile(values, 95))
-    out["batched_questions_per_s"] = len(examples) / (sum(retrieval_seconds) + reading_seconds)
-    return out
+    recall = {f"recall@{k}": 100 * h / len(examples) for k, h in zip(RECALL_AT, hits)}
+    return {**recall, **_percentiles("retrieval", seconds)}, to_read
+
+
+def _percentiles(name: str, seconds: list[float]) -> dict[str, float]:
+    return {f"{name}_p50_ms": 1000 * float(np.percentile(seconds, 50)), f"{name}_p95_ms": 1000 * float(np.percentile(seconds, 95))}
 
 
 def best_span(answers) -> str:

@@ -74,6 +74,23 @@ def read(
     """
     single = isinstance(questions, str)
     question_list = [questions] if single else list(questions)
+    candidates = read_candidates(reader, question_list, documents, options, progress)
+    threshold = no_answer_threshold(reader, options)
+    answers = [rank(question, found, threshold, options) for question, found in zip(question_list, candidates)]
+    return answers[0] if single else answers
+
+
+def read_candidates(
+    reader: ReaderModel,
+    questions: Sequence[str],
+    documents: Sequence[Document] | Sequence[Sequence[Document]],
+    options: ReadOptions = ReadOptions(),
+    progress: bool = False,
+) -> list[list[Candidate]]:
+    """Each question's candidate spans, unranked. A passage's candidates do not depend on the passages read
+    with it, so the candidates of a union of passage lists, filtered to one list, rank (``rank``) exactly as
+    reading that list alone would."""
+    question_list = list(questions)
     per_question = _documents_per_question(question_list, documents)
     for number, question in enumerate(question_list):
         if not isinstance(question, str) or not question.strip():
@@ -82,7 +99,6 @@ def read(
     max_seq_length = min(options.max_seq_length, reader.max_positions)
     asked, question_tokens = truncate_questions(tokenizer, question_list, options.max_question_length)
     check_window_geometry(tokenizer, max_seq_length, options.doc_stride, question_tokens)
-    threshold = _threshold(reader, options)
     pairs = [
         (q, document)
         for q, docs in enumerate(per_question)
@@ -96,10 +112,7 @@ def read(
         _collect(reader, asked, chunk, max_seq_length, options, candidates)
         bar.update(len(chunk))
     bar.close()
-    answers = [
-        rank(question, found, threshold, options) for question, found in zip(question_list, candidates)
-    ]
-    return answers[0] if single else answers
+    return candidates
 
 
 def _documents_per_question(questions: list, documents) -> list[Sequence[Document]]:
@@ -116,7 +129,8 @@ def _documents_per_question(questions: list, documents) -> list[Sequence[Documen
     return documents
 
 
-def _threshold(reader: ReaderModel, options: ReadOptions) -> float:
+def no_answer_threshold(reader: ReaderModel, options: ReadOptions) -> float:
+    """The options' threshold, else the one tuned and stored with the model, else 0."""
     if options.no_answer_threshold is not None:
         return options.no_answer_threshold
     return reader.no_answer_threshold if reader.no_answer_threshold is not None else 0.0

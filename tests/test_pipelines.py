@@ -101,7 +101,7 @@ def test_open_evaluation_counts_recall_and_scores_the_top_answer(store_dir, read
         SquadExample("q1", "t", "When was the Eiffel Tower completed?", "", ["1889"], [0], False),
         SquadExample("q2", "t", "Who landed on the Moon?", "", ["a phrase in no passage"], [0], False),
     ]
-    metrics = evaluate_open(examples, "bm25", store_dir, passages=2, reader=reader_settings, progress=False)
+    metrics = evaluate_open(examples, ["bm25"], store_dir, passages=2, reader=reader_settings, progress=False)["bm25"]
     assert metrics["recall@1"] == metrics["recall@20"] == 50.0, "only q1's answer lies in a passage"
     assert metrics["total"] == 2 and 0 <= metrics["exact"] <= 50.0
     assert metrics["retrieval_p50_ms"] > 0 and metrics["end_to_end_p95_ms"] >= metrics["end_to_end_p50_ms"]

@@ -7,6 +7,7 @@ import pytest
 from haystack import Document
 
 from corpusqa.reader import ReaderLoadError, ReadOptions, load_reader_model, read
+from corpusqa.reader.core import no_answer_threshold, rank, read_candidates
 from corpusqa.reader.model import READER_SETTINGS_FILE, vocabulary_is_cased
 
 ARCHS = ("bert-uncased", "bert-cased", "electra", "roberta")
@@ -69,6 +70,22 @@ def test_many_questions_in_one_call_equal_one_at_a_time(readers):
     together = read(reader, questions, passages)
     for question, docs, answers in zip(questions, passages, together):
         assert spans_of(read(reader, question, docs)) == spans_of(answers)
+
+
+def test_candidates_of_a_union_rank_each_list_as_reading_it_alone(readers):
+    """What lets one read serve several retrievers' passage lists (open-domain evaluation)."""
+    rng = random.Random(11)
+    docs = [Document(content=unicode_passage(rng, rng.randint(20, 200))) for _ in range(8)]
+    options = ReadOptions(top_k=5, max_seq_length=96, doc_stride=24)
+    reader = readers["bert-uncased"]
+    (union,) = read_candidates(reader, ["Which towns?"], docs, options)
+    threshold = no_answer_threshold(reader, options)
+    for subset in (docs[:3], docs[2:7], docs[::2]):
+        ids = {d.id for d in subset}
+        ranked = rank("Which towns?", [c for c in union if c.document.id in ids], threshold, options)
+        alone = read(reader, "Which towns?", subset, options)
+        assert spans_of(ranked) == spans_of(alone)
+        assert [a.score for a in ranked] == pytest.approx([a.score for a in alone])
 
 
 def test_scores_rank_by_logit_and_share_one_denominator(readers):

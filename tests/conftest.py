@@ -10,6 +10,8 @@ if _TESTS not in sys.path:  # only matters with --import-mode=importlib
 
 # Tests never reach a model hub: everything they load is built locally or installed from PyPI.
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Nor Haystack's usage telemetry, which the CLI turns off only if haystack is not imported before it.
+os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
 
 from tiny_models import ARCHITECTURES, build_tiny_model  # noqa: E402
 

@@ -101,6 +101,17 @@ def good_corpus(root: Path) -> dict[str, Path]:
     return files
 
 
+def small_files(root: Path, count: int) -> list[Path]:
+    """`count` text files of one SQuAD dev paragraph each, from articles `good_corpus` does not use."""
+    root.mkdir(parents=True, exist_ok=True)
+    used = {"Steam_engine", "Oxygen", "Apollo_program", "Geology", "Rhine"}
+    texts = [text for title, article in _articles().items() if title not in used for text in article][:count]
+    files = [root / f"paragraph-{number:03}.txt" for number in range(len(texts))]
+    for path, text in zip(files, texts, strict=True):
+        path.write_text(text + "\n", encoding="utf-8")
+    return files
+
+
 def write_huge_line(path: Path, size: int = 3_000_000) -> Path:
     """A text file of `size` characters on a single line: SQuAD paragraphs joined by spaces, repeated."""
     text = " ".join(p.replace("\n", " ") for article in list(_articles().values())[:8] for p in article)

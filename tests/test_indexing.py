@@ -297,6 +297,20 @@ def test_deleted_files_are_pruned_only_when_asked_and_only_under_the_given_roots
     assert store.file_record(str(elsewhere)) is not None
 
 
+def test_pruning_a_folder_that_holds_the_store_keeps_files_stored_inside_it(tmp_path):
+    """The UI saves uploads under the store's folder, which discovery never walks: they are not 'gone'."""
+    files = good_corpus(tmp_path / "docs")
+    with EmbeddedDocumentStore(tmp_path / "docs" / ".corpusqa") as store:
+        upload = store.path / "uploads" / "note.md"
+        upload.parent.mkdir()
+        upload.write_text("# Note\n\nAn uploaded note about the harbour.\n", encoding="utf-8")
+        index_paths([upload], store, embed=False, progress=False)
+        pruned = index_paths([tmp_path / "docs"], store, embed=False, prune=True, progress=False)
+        assert pruned.removed == 0 and store.file_record(str(upload)) is not None
+        files["md"].unlink()
+        assert index_paths([tmp_path / "docs"], store, embed=False, prune=True, progress=False).removed == 1
+
+
 def test_bad_files_do_not_stop_the_run_and_are_reported_with_reasons(corpus, bad, store):
     report = index_paths([corpus["pdf"].parent, bad["empty"].parent], store, embed=False, progress=False)
     reasons = dict(report.failed)
@@ -416,3 +430,15 @@ def test_the_pipeline_face_yields_the_passages_index_paths_stores(corpus, bad, s
     index_paths(list(corpus.values()), store, embed=False, progress=False)
     piped = sorted((d.id, d.content) for d in result["splitter"]["documents"])
     assert piped == sorted((d.id, d.content) for d in store.filter_documents())
+
+
+def test_the_store_remembers_the_roots_given_resolved_and_outermost(tmp_path, store):
+    """So the search UI can serve original files from under them and from nowhere else."""
+    (tmp_path / "docs" / "hr").mkdir(parents=True)
+    (tmp_path / "docs" / "hr" / "a.txt").write_text("Holidays are in August.", encoding="utf-8")
+    (tmp_path / "alias").symlink_to(tmp_path / "docs", target_is_directory=True)
+    index_paths([tmp_path / "alias" / "hr"], store, embed=False, progress=False)
+    assert store.roots() == [str((tmp_path / "docs" / "hr").resolve())]
+    index_paths([tmp_path / "docs"], store, embed=False, progress=False)
+    index_paths([tmp_path / "docs" / "hr" / "a.txt"], store, embed=False, progress=False)
+    assert store.roots() == [str((tmp_path / "docs").resolve())]

@@ -1,4 +1,5 @@
-"""Tiny random-weight extractive-QA models, built offline, one per seed architecture.
+"""Tiny random-weight extractive-QA models, built offline, one per seed architecture (and a tiny
+cross-encoder, for re-ranking).
 
 The seed readers use four tokenizer families; each gets a tiny stand-in here:
 
@@ -30,6 +31,7 @@ from tokenizers import ByteLevelBPETokenizer, Tokenizer, models, normalizers, pr
 from transformers import (  # noqa: E402
     BertConfig,
     BertForQuestionAnswering,
+    BertForSequenceClassification,
     BertTokenizer,
     ElectraConfig,
     ElectraForQuestionAnswering,
@@ -242,4 +244,28 @@ def build_tiny_model(arch: str, folder: Path, *, seed: int = 0, model_max_length
     return folder
 
 
-__all__ = ["ARCHITECTURES", "build_tiny_model"]
+def build_tiny_cross_encoder(folder: Path, *, seed: int = 0) -> Path:
+    """A tiny random-weight cross-encoder (BertForSequenceClassification, one label: a relevance score)
+    with the uncased WordPiece tokenizer, saved into ``folder``: loadable by sentence-transformers'
+    CrossEncoder, as a re-ranker is."""
+    folder = Path(folder)
+    tokenizer = _tokenizer("bert-uncased")
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=MAX_LENGTH,
+        type_vocab_size=2,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=1,
+        architectures=["BertForSequenceClassification"],
+        **_TINY,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = BertForSequenceClassification(config)
+    model.eval()
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+__all__ = ["ARCHITECTURES", "build_tiny_cross_encoder", "build_tiny_model"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -61,6 +62,7 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value);
 INSERT OR IGNORE INTO state VALUES ('generation', 0);
+CREATE TABLE IF NOT EXISTS roots (path TEXT PRIMARY KEY);  -- what was given to indexing, see record_roots
 """
 _DATABASE = "store.sqlite3"
 _FILTER_CACHE_SIZE = 64
@@ -253,6 +255,27 @@ class EmbeddedDocumentStore:
             return len(rows)
 
         return self._write(remove)
+
+    def record_roots(self, paths: Iterable[str | Path]) -> None:
+        """Remember the files and folders given to indexing, symlinks resolved, so that whoever serves the
+        original files (the search UI) serves only what lies under them. A root inside a recorded one adds
+        nothing; one that holds recorded roots replaces them."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                found = {os.path.realpath(path) for path in paths} | set(self.roots())
+                outermost = [p for p in found if not any(q != p and Path(p).is_relative_to(q) for q in found)]
+                self._db.execute("DELETE FROM roots")
+                self._db.executemany("INSERT INTO roots (path) VALUES (?)", [(p,) for p in outermost])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def roots(self) -> list[str]:
+        """The recorded roots (``record_roots``), sorted."""
+        with self._lock:
+            return [path for (path,) in self._db.execute("SELECT path FROM roots ORDER BY path")]
 
     def stats(self) -> dict[str, Any]:
         """What a UI shows about the store: passages; documents (those the passages were split from:

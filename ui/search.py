@@ -1,0 +1,49 @@
+"""The search page's settings: defaults read from the loaded pipeline (so from its YAML, as `corpusqa ask`
+has them), and the store filter built from the sidebar's choices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from corpusqa.pipelines.query import QueryPipeline
+from corpusqa.ui.corpus import folder_prefix
+
+
+@dataclass(frozen=True)
+class SearchDefaults:
+    passages: int
+    answers: int
+    no_answer_threshold: float
+    #: Where the threshold comes from, said next to the control.
+    threshold_source: str
+
+
+def search_defaults(pipeline: QueryPipeline, no_answer_threshold: float | None = None) -> SearchDefaults:
+    """Passages read: the top_k of the component feeding the reader; answers: the reader's top_k; the
+    no-answer threshold: ``no_answer_threshold`` when given (`corpusqa ui --no-answer-threshold`), else the
+    reader's (from the YAML), else the one tuned and stored with its model, else 0 (the reader's own order)."""
+    reader = pipeline.reader
+    passages = pipeline.retrieval.get_component(pipeline.feeder).top_k
+    if no_answer_threshold is not None:
+        threshold, source = no_answer_threshold, "set when the UI was started"
+    elif reader.options.no_answer_threshold is not None:
+        threshold, source = reader.options.no_answer_threshold, "the pipeline's"
+    elif reader.loaded.no_answer_threshold is not None:
+        threshold, source = reader.loaded.no_answer_threshold, "tuned for the reader model on SQuAD 2.0"
+    else:
+        threshold, source = 0.0, "the reader's default"
+    return SearchDefaults(passages, reader.options.top_k, threshold, source)
+
+
+def passage_filters(file_types: Sequence[str] = (), folder: str | None = None) -> dict[str, Any] | None:
+    """The store filter for the chosen file types (any of them) in the chosen folder (with its subfolders)."""
+    conditions = []
+    if file_types:
+        conditions.append({"field": "meta.file_type", "operator": "in", "value": list(file_types)})
+    if folder:
+        conditions.append({"field": "meta.file_path", "operator": "prefix", "value": folder_prefix(folder)})
+    if not conditions:
+        return None
+    return conditions[0] if len(conditions) == 1 else {"operator": "AND", "conditions": conditions}

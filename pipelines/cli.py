@@ -301,27 +301,22 @@ def _require_store(store: str) -> None:
 
 
 def _print_result(result) -> None:
+    from corpusqa.pipelines.query import source_label
+
     timing = f"retrieval {result.retrieval_seconds * 1000:.0f} ms, reading {result.reading_seconds * 1000:.0f} ms"
     print(f"Q: {result.question}   ({timing})")
     spans = [a for a in result.answers if a.data is not None]
     if result.abstained:
         print("  No answer found: the reader abstains. The best passages were:")
         for passage in result.passages[:3]:
-            print(f"   - {_source(passage)}: {passage.content[:160].strip()}…")
+            print(f"   - {source_label(passage, 0, unknown='?')}: {passage.content[:160].strip()}…")
         if spans:
             print("  Weaker candidates:")
     for rank, answer in enumerate(spans, 1):
         print(f"  {rank}. {answer.score:6.1%}  {answer.data}")
-        print(f"      {_source(answer.document, answer.document_offset.start)}  {_marked(answer)}")
+        print(f"      {source_label(answer.document, answer.document_offset.start, unknown='?')}  {_marked(answer)}")
 
 
-def _source(passage, offset: int = 0) -> str:
-    """The file's name and, in a PDF, the page of the character at ``offset`` in the passage."""
-    from corpusqa.indexing.split import page_at
-
-    name = passage.meta.get("file_name") or passage.meta.get("file_path") or "?"
-    page = page_at(passage, offset)
-    return f"{name}, page {page}" if page is not None else name
 
 
 def _stats(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from haystack.dataclasses import ExtractedAnswer
 
 import corpusqa.reader  # noqa: F401  (registers corpusqa as trusted for Pipeline deserialization)
 from corpusqa.indexing.embedding import local_model_path
+from corpusqa.indexing.split import page_at
 from corpusqa.indexing.store.location import store_config
 from corpusqa.reader.component import ExtractiveReader
 
@@ -49,6 +50,14 @@ class QueryPipeline:
     retrieval: Pipeline
     feeder: str
     reader: ExtractiveReader
+
+
+def source_label(passage: Document, offset: int, unknown: str) -> str:
+    """The passage's file name (``unknown`` without one) and, in a PDF, the page of the character at
+    ``offset`` (a passage may start on the page before its answer's): how the CLI and the UI name a source."""
+    name = passage.meta.get("file_name") or passage.meta.get("file_path") or unknown
+    page = page_at(passage, offset)
+    return f"{name}, page {page}" if page is not None else name
 
 
 def pipeline_file(retriever: str) -> Path:

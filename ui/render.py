@@ -14,7 +14,7 @@ from html import escape
 from haystack import Document
 from haystack.dataclasses import ExtractedAnswer
 
-from corpusqa.indexing.split import page_at
+from corpusqa.pipelines.query import source_label
 
 #: Translucent amber under the page's own text colour: legible on Streamlit's light and dark backgrounds
 #: alike, and the bold weight marks the answer for readers who do not see the colour.
@@ -71,11 +71,8 @@ def passage(document: Document) -> str:
 
 
 def source(document: Document, offset: int = 0) -> str:
-    """The file's name and, in a PDF, the page of the character at ``offset`` (a passage may start on the
-    page before its answer's)."""
-    name = document.meta.get("file_name") or document.meta.get("file_path") or "unknown source"
-    page = page_at(document, offset)
-    return f"{name}, page {page}" if page is not None else name
+    """The file's name and, in a PDF, the page of the character at ``offset`` (see ``source_label``)."""
+    return source_label(document, offset, unknown="unknown source")
 
 
 def percent(score: float) -> str:

@@ -53,7 +53,8 @@ def safe_name(name: str) -> str:
 def save_upload(folder: Path, name: str, data: bytes, max_bytes: int) -> Path:
     """Write ``data`` into ``folder`` under ``safe_name(name)``, or ``name-2``, ``name-3``… when that is taken
     by other bytes; the same bytes under the same name are the file already there. Never overwrites."""
-    suffix = Path(safe_name(name)).suffix
+    safe = Path(safe_name(name))
+    suffix = safe.suffix
     if suffix not in FILE_TYPES:
         kind = f"'{suffix}' files" if suffix else "files without an extension"
         raise UploadRefused(f"{kind} cannot be indexed (allowed: {', '.join(ALLOWED_EXTENSIONS)})")
@@ -62,7 +63,7 @@ def save_upload(folder: Path, name: str, data: bytes, max_bytes: int) -> Path:
     if len(data) > max_bytes:
         raise UploadRefused(f"{len(data) / MB:.1f} MB is over the upload limit of {max_bytes / MB:.0f} MB")
     folder.mkdir(parents=True, exist_ok=True)
-    stem = Path(safe_name(name)).stem
+    stem = safe.stem
     for number in range(1, 10_000):
         path = folder / (f"{stem}{suffix}" if number == 1 else f"{stem}-{number}{suffix}")
         try:

@@ -64,6 +64,26 @@ def test_more_passages_is_the_same_ranking_cut_later(store_dir, reader_settings,
         assert [d.id for d in retrieve(pipeline, question, 4)][:shorter] == [d.id for d in retrieve(pipeline, question, shorter)]
 
 
+def test_a_fused_pipeline_keeps_its_retrievers_depth_whatever_the_passages_read(store_dir, reader_settings, monkeypatch):
+    """Fusing lists cut at the passages read would reorder them as that number changes: the retrievers feeding
+    the fusion are asked for their YAML top_k (20), or more when more passages are read."""
+    pipeline = load_query_pipeline("hybrid", store_dir, reader_settings)
+    asked = []
+    for method in ("bm25", "dense"):
+        store = pipeline.retrieval.get_component(method).document_store  # each retriever has its own
+        original = getattr(store, method)
+
+        def recorded(first, top_k, filters=None, _run=original, _name=method):
+            asked.append((_name, top_k))
+            return _run(first, top_k, filters)
+
+        monkeypatch.setattr(store, method, recorded)
+    for passages, depth in ((2, 20), (30, 30)):
+        asked.clear()
+        assert len(retrieve(pipeline, "Where does the Rhine flow?", passages)) <= passages
+        assert sorted(asked) == [("bm25", depth), ("dense", depth)]
+
+
 def test_filters_restrict_the_passages_read(store_dir, reader_settings):
     pipeline = load_query_pipeline("bm25", store_dir, reader_settings)
     only_md = {"field": "meta.file_type", "operator": "==", "value": "md"}

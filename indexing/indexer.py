@@ -66,7 +66,7 @@ class IndexSettings:
     embed_title: bool = False
     embedding_batch_size: int = 32
     #: Files (or passages) per store transaction, also the embedder's batch: sentence-transformers sorts each
-    #: call's passages by length, so 256 files embed 18% faster than 32 (1,212 SQuAD paragraph files).
+    #: call's passages by length; indexing 1,212 SQuAD paragraph files took 24.9 s at 256, 30.2 s at 32.
     commit_files: int = 256
     commit_passages: int = 2000
 

@@ -12,8 +12,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import corpusqa.indexing.store as store_module
 import numpy as np
 import pytest
+from corpusqa.indexing.store import EmbeddedDocumentStore, FileRecord
+from corpusqa.indexing.store import dense as dense_module
+from corpusqa.indexing.store import folders as store_folders
+from corpusqa.indexing.store import keyword as keyword_module
+from corpusqa.indexing.store.keyword import KeywordIndex
 from haystack import Document, Pipeline
 from haystack.components.writers import DocumentWriter
 from haystack.dataclasses import ByteStream
@@ -26,10 +32,6 @@ from haystack.testing.document_store import (
     FilterDocumentsTest,
     WriteDocumentsTest,
 )
-
-from corpusqa.indexing.store import EmbeddedDocumentStore, FileRecord
-from corpusqa.indexing.store import dense as dense_module
-from corpusqa.indexing.store import folders as store_folders
 
 DIM = 8
 
@@ -367,18 +369,23 @@ def test_indexes_older_than_the_database_are_rebuilt(corpus, tmp_path):
         assert answers(reopened) == expected
 
 
-def test_bulk_writes_update_the_indexes_once_and_stay_readable(corpus, monkeypatch):
-    saved = []
-    monkeypatch.setattr(store_folders, "save", lambda root, name, generation, index: saved.append((name, generation)))
+def held_generations(store: EmbeddedDocumentStore) -> dict[str, int]:
+    return {name: held.generation for name, held in store._indexes.items()}
+
+
+def test_inside_bulk_commits_leave_the_indexes_alone_and_own_reads_catch_up(corpus):
+    before = held_generations(corpus)
     with corpus.bulk():
         for i, city in enumerate(["Lyon", "Nice", "Metz"]):
             corpus.replace_files([(record(f"docs/{city}.txt"), [passage(f"docs/{city}.txt", f"{city} has a tower.", 5 + i)])])
-        writes = len(saved)
-        assert contents(corpus.bm25("Nice", top_k=1)) == ["Nice has a tower."], "readers see rows committed in bulk"
-        assert contents(corpus.dense(unit(7), top_k=1)) == ["Metz has a tower."]
-    assert writes <= 2, "inside bulk, commits write no indexes (only a reader's rebuild may)"
+        assert held_generations(corpus) == before, "commits inside bulk do not touch the indexes"
+        assert contents(corpus.bm25("Nice", top_k=1)) == ["Nice has a tower."], "this store's reads catch up"
+        corpus.remove_files(["docs/Nice.txt"])
     generation = corpus._generation()
-    assert ("bm25", generation) in saved and ("dense", generation) in saved, "leaving bulk writes current indexes"
+    assert held_generations(corpus) == {"bm25": generation, "dense": generation}, "leaving bulk catches up"
+    with EmbeddedDocumentStore(corpus.path) as other:
+        assert contents(other.dense(unit(7), top_k=1)) == ["Metz has a tower."]
+        assert contents(other.bm25("Nice", top_k=1)) == []
 
 
 def test_a_bulk_run_that_dies_keeps_every_committed_batch(corpus):
@@ -390,6 +397,105 @@ def test_a_bulk_run_that_dies_keeps_every_committed_batch(corpus):
         assert contents(other.bm25("Lyon", top_k=1)) == ["Lyon has a tower."]
         assert contents(other.dense(unit(5), top_k=1)) == ["Lyon has a tower."]
         assert contents(other.bm25("Paris", top_k=1)), "what was there before is still found"
+
+
+def test_a_reader_far_behind_a_bulk_run_serves_its_indexes_until_the_run_ends(corpus, monkeypatch):
+    """A search UI open during a long index run keeps answering from what it has, instead of rebuilding
+    its indexes after every commit of the run; deleted passages drop out all the same."""
+    monkeypatch.setattr(store_module, "_REPLAY_LIMIT", 0)
+    with EmbeddedDocumentStore(corpus.path) as reader:
+        assert contents(reader.bm25("Rome", top_k=1)) == ["Rome has many old churches."]
+        with corpus.bulk():
+            corpus.replace_files([(record("docs/d.txt"), [passage("docs/d.txt", "Lyon has a tower.", 5)])])
+            corpus.remove_files(["notes/c.md"])
+            assert contents(reader.bm25("Lyon", top_k=1)) == [], "the run's new passages wait for its end"
+            assert contents(reader.dense(unit(5), top_k=1)) != ["Lyon has a tower."]
+            assert contents(reader.bm25("Rome", top_k=1)) == [], "removed passages are gone at once"
+        assert contents(reader.bm25("Lyon", top_k=1)) == ["Lyon has a tower."]
+        assert contents(reader.dense(unit(5), top_k=1)) == ["Lyon has a tower."]
+
+
+_BULK_WRITER = """
+import os, signal, sys
+from haystack import Document
+from corpusqa.indexing.store import EmbeddedDocumentStore, FileRecord
+
+store = EmbeddedDocumentStore(sys.argv[1])
+with store.bulk():
+    store.replace_files([(FileRecord("docs/d.txt", "h", 1, 0.0),
+                          [Document(content="Lyon has a tower.", meta={"file_path": "docs/d.txt"})])])
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_bulk_run_killed_midway_does_not_keep_readers_behind(corpus, monkeypatch, tmp_path):
+    """The run's lock dies with it, so readers catch up with what it committed."""
+    monkeypatch.setattr(store_module, "_REPLAY_LIMIT", 0)
+    corpus.close()
+    with EmbeddedDocumentStore(corpus.path) as reader:
+        assert contents(reader.bm25("Lyon", top_k=1)) == []
+        script = tmp_path / "bulk_writer.py"
+        script.write_text(_BULK_WRITER)
+        run = subprocess.run([sys.executable, str(script), str(corpus.path)], check=False, capture_output=True, text=True)
+        assert run.returncode == -signal.SIGKILL, run.stderr
+        assert contents(reader.bm25("Lyon", top_k=1)) == ["Lyon has a tower."]
+
+
+def test_a_small_commit_is_applied_in_place_and_saved_only_past_the_replay_limit(store, monkeypatch):
+    """Re-indexing one file of a large corpus costs what the file holds, not a rebuild of both indexes."""
+    store.replace_files([(record(f"docs/{i}.txt"), [passage(f"docs/{i}.txt", f"Passage {i} of the corpus.", i % DIM)])
+                         for i in range(200)])
+    builds, saves = [], []
+    monkeypatch.setattr(KeywordIndex, "build", spy(KeywordIndex.build, builds))
+    monkeypatch.setattr(dense_module.DenseIndex, "build", spy(dense_module.DenseIndex.build, builds))
+    monkeypatch.setattr(store_folders, "save", spy(store_folders.save, saves))
+    store.replace_files([(record("docs/7.txt", "h2"), [passage("docs/7.txt", "Lyon has a tower.", 1)])])
+    assert builds == [] and saves == [], "a commit of one file neither rebuilds nor saves"
+    assert contents(store.bm25("Lyon", top_k=1)) == ["Lyon has a tower."]
+    assert "Passage 7 of the corpus." not in contents(store.bm25("Passage 7", top_k=200))
+    assert store.stats()["bm25_passages"] == 200
+    monkeypatch.setattr(store_module, "_REPLAY_LIMIT", 2)
+    store.replace_files([(record("docs/8.txt", "h2"), [passage("docs/8.txt", "Metz has a tower.", 2)])])
+    assert sorted(arguments[1] for arguments in saves) == ["bm25", "dense"], "past the replay limit, both are saved"
+    assert builds == []
+
+
+def spy(function, calls: list):
+    """``function``, recording the arguments of each call in ``calls``."""
+
+    def called(*args, **kwargs):
+        calls.append(args)
+        return function(*args, **kwargs)
+
+    return called
+
+
+def test_a_reopened_store_replays_the_commits_since_its_saved_indexes(store):
+    store.replace_files([(record(f"docs/{i}.txt"), [passage(f"docs/{i}.txt", f"Tower {i} of the corpus.", i % DIM)])
+                         for i in range(200)])
+    for i in (3, 4):
+        store.replace_files([(record(f"docs/{i}.txt", "h2"), [passage(f"docs/{i}.txt", f"Lyon tower {i}.", 5)])])
+    store.remove_files(["docs/5.txt"])
+    expected = {"bm25": [(d.id, d.score) for d in store.bm25("Lyon tower 5", top_k=10)],
+                "dense": [(d.id, d.score) for d in store.dense(unit(5), top_k=10)]}
+    assert store._indexes["bm25"].unsaved == 5, "the commits were replayed, not saved"
+    store.close()
+    with EmbeddedDocumentStore(store.path) as reopened:
+        assert {"bm25": [(d.id, d.score) for d in reopened.bm25("Lyon tower 5", top_k=10)],
+                "dense": [(d.id, d.score) for d in reopened.dense(unit(5), top_k=10)]} == expected
+
+
+def test_removals_every_saved_index_reflects_are_forgotten_and_a_reader_older_than_that_reloads(corpus, monkeypatch):
+    monkeypatch.setattr(store_module, "_REPLAY_LIMIT", 0)  # every catch-up saves
+    monkeypatch.setattr(keyword_module, "DELTA_SHARE", 10.0)  # and no change is big enough for a rebuild
+    with EmbeddedDocumentStore(corpus.path) as reader:
+        assert reader.stats()["bm25_passages"] == 4
+        corpus.remove_files(["notes/c.md"])
+        corpus.replace_files([(record("docs/a.txt", "h2"), [passage("docs/a.txt", "Lyon has a tower.", 5)])])
+        assert corpus._db.execute("SELECT generation FROM removed").fetchall() == [(3,), (3,)], "a.txt's two rows"
+        assert corpus._state("log_start") == 2 > reader._indexes["bm25"].generation
+        assert reader.stats()["bm25_passages"] == reader.stats()["dense_passages"] == 2, "c.md's removal is not lost"
+        assert contents(reader.bm25("Lyon", top_k=1)) == ["Lyon has a tower."]
 
 
 def test_unreadable_index_files_are_rebuilt(corpus):
@@ -424,6 +530,10 @@ from haystack import Document
 from corpusqa.indexing.store import EmbeddedDocumentStore, FileRecord
 
 path, seed, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+if sys.argv[4] == "replays":
+    import corpusqa.indexing.store as store_module
+    import corpusqa.indexing.store.keyword as keyword_module
+    keyword_module.DELTA_SHARE, store_module._REPLAY_LIMIT = 1e9, 50
 rng = np.random.default_rng(seed)
 store = EmbeddedDocumentStore(path)
 print("ready", flush=True)
@@ -458,13 +568,19 @@ def assert_consistent(path: Path) -> int:
         return len(records)
 
 
-def test_a_writer_killed_at_any_moment_leaves_a_consistent_store(tmp_path):
+@pytest.mark.parametrize("indexes", ["rebuilds", "replays"])
+def test_a_writer_killed_at_any_moment_leaves_a_consistent_store(tmp_path, monkeypatch, indexes):
+    """Rebuilds: small changes on a small store rebuild BM25 each time. Replays: no change is too big for
+    an in-place update, and indexes are saved every 50 passages, so each reader replays the log."""
+    if indexes == "replays":
+        monkeypatch.setattr(keyword_module, "DELTA_SHARE", 1e9)
+        monkeypatch.setattr(store_module, "_REPLAY_LIMIT", 50)
     script = tmp_path / "writer.py"
     script.write_text(_WRITER)
     timing = random.Random(7)
     files_seen = 0
     for round_ in range(3):
-        arguments = [str(tmp_path / "store"), str(round_), str(1000 * round_)]  # store, seed, first batch number
+        arguments = [str(tmp_path / "store"), str(round_), str(1000 * round_), indexes]  # store, seed, first batch
         writer = subprocess.Popen([sys.executable, str(script), *arguments], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
         assert writer.stdout.readline() == "ready\n", writer.stderr.read()

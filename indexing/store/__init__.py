@@ -1,12 +1,16 @@
 """The embedded document store: a folder on disk, no server.
 
 SQLite (WAL) holds everything: passages (id, content, meta as JSON, embedding as a float32 blob), the
-per-file records of incremental indexing, and a ``generation`` counter bumped in the transaction of
-every change. The BM25 index (``bm25-<generation>/``) and the dense index (``dense-<generation>/``) are
-derived data: after each commit they are updated, written to a temporary folder, fsynced and renamed
-into place under the generation they were built from. An index folder whose generation is not
-SQLite's (a crash between commit and index write), or that fails to load (power loss), is rebuilt
-from SQLite, so a process killed at any moment leaves the old or the new content, never a mix.
+per-file records of incremental indexing, a ``generation`` counter bumped in the transaction of every
+change, and a log of the rows each generation removed. The BM25 index and the dense index are derived
+data, kept in memory and saved as ``bm25-<generation>/`` and ``dense-<generation>/`` (written to a
+temporary folder, fsynced, renamed into place). After a commit each index catches up with SQLite:
+the rows above the last one it has seen are added, the logged removals applied, in place, so a commit
+costs what it changed, not the corpus's size. An index is saved once it lags its folder by
+``_REPLAY_LIMIT`` passages (or is rebuilt); a process that opens the store loads the newest folder and
+replays the commits since. A folder that fails to load (power loss), or an index that cannot absorb a
+change, is rebuilt from SQLite, so a process killed at any moment leaves the old or the new content,
+never a mix.
 
 Filters (Haystack 3 syntax, plus ``prefix``, see ``filters``) are evaluated in Python with Haystack's
 own matcher over ids and meta held in memory, loaded once per generation; results are cached per
@@ -15,6 +19,7 @@ filter until the next change.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -23,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +67,17 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value);
 INSERT OR IGNORE INTO state VALUES ('generation', 0);
+CREATE TABLE IF NOT EXISTS removed (row INTEGER PRIMARY KEY, generation INTEGER NOT NULL);  -- see _caught_up
+INSERT OR IGNORE INTO state VALUES ('log_start', 0);  -- removals up to this generation are forgotten
 CREATE TABLE IF NOT EXISTS roots (path TEXT PRIMARY KEY);  -- what was given to indexing, see record_roots
 """
 _DATABASE = "store.sqlite3"
+_BULK_LOCK = "bulk.lock"
 _FILTER_CACHE_SIZE = 64
+#: Passages (added or removed) an index may lag its saved folder by. Saving rewrites the folder (at a
+#: million passages ~0.5 GB of BM25 and ~1.8 GB of HNSW); replaying costs a process that opens the
+#: store ~0.5 ms per passage (tokenizing; adding to HNSW), so ~3 s at most.
+_REPLAY_LIMIT = 5_000
 
 
 @dataclass(frozen=True)
@@ -81,26 +93,20 @@ class FileRecord:
 
 
 @dataclass
-class _Change:
-    """Rows one transaction removed and added (with their embeddings), for updating the indexes."""
+class _Transaction:
+    """The write transaction in progress: the generation it commits, and whether it changed anything."""
 
-    removed: set[int] = field(default_factory=set)
-    added: dict[int, np.ndarray | None] = field(default_factory=dict)
+    generation: int
     touched: bool = False
 
-    def remove(self, rows: Iterable[int]) -> None:
-        for row in rows:
-            if row in self.added:  # added earlier in this transaction: the indexes never see it
-                del self.added[row]
-            else:
-                self.removed.add(row)
-            self.touched = True
 
-    def merge(self, later: _Change) -> None:
-        """Fold a later transaction's change into this one, as if both had been one."""
-        self.remove(later.removed)
-        self.added.update(later.added)
-        self.touched |= later.touched
+@dataclass
+class _Held:
+    """An index in memory: the generation it reflects, and the passages changed since its saved folder."""
+
+    generation: int
+    index: KeywordIndex | DenseIndex
+    unsaved: int = 0
 
 
 class EmbeddedDocumentStore:
@@ -124,10 +130,10 @@ class EmbeddedDocumentStore:
         stored = self._state("embedding_dim")
         if embedding_dim is not None and stored is not None and stored != embedding_dim:
             raise ValueError(f"{self.path} holds {stored}-d embeddings, not {embedding_dim}-d")
-        self._indexes: dict[str, tuple[int, KeywordIndex | DenseIndex]] = {}  # name -> (generation, index)
+        self._indexes: dict[str, _Held] = {}
         self._views: tuple[int, np.ndarray, list[Document]] | None = None
         self._filtered: tuple[int, dict[str, np.ndarray]] = (-1, {})
-        self._deferred: tuple[int, _Change] | None = None  # inside bulk(): (generation before it, changes since)
+        self._bulk = False
 
     # -- Haystack DocumentStore protocol ------------------------------------------------------------
 
@@ -154,27 +160,27 @@ class EmbeddedDocumentStore:
         documents = _checked(documents)
         ids = [document.id for document in documents]
 
-        def write(change: _Change) -> int:
+        def write(transaction: _Transaction) -> int:
             existing = self._rows_by_id(ids)
             if policy in (DuplicatePolicy.NONE, DuplicatePolicy.FAIL):
                 duplicate = next((i for i in ids if i in existing), None) or _first_repeat(ids)
                 if duplicate is not None:
                     raise DuplicateDocumentError(f"ID '{duplicate}' already exists.")
-                return self._insert(documents, change)
+                return self._insert(documents, transaction)
             if policy == DuplicatePolicy.SKIP:
                 seen, new = set(existing), []
                 for document in documents:
                     if document.id not in seen:
                         seen.add(document.id)
                         new.append(document)
-                return self._insert(new, change)
-            return self._insert(documents, change)  # OVERWRITE
+                return self._insert(new, transaction)
+            return self._insert(documents, transaction)  # OVERWRITE
 
         return self._write(write)
 
     def delete_documents(self, document_ids: list[str]) -> None:
-        def delete(change: _Change) -> None:
-            self._delete_rows(list(self._rows_by_id(document_ids).values()), change)
+        def delete(transaction: _Transaction) -> None:
+            self._delete_rows(list(self._rows_by_id(document_ids).values()), transaction)
 
         self._write(delete)
 
@@ -231,27 +237,27 @@ class EmbeddedDocumentStore:
                 found = stray.meta.get("file_path")
                 raise ValueError(f"Passage {stray.id} has file_path {found!r}, not {record.path!r}")
 
-        def replace_all(change: _Change) -> None:
+        def replace_all(transaction: _Transaction) -> None:
             now = time.time()
             for record, documents in batch:
-                self._delete_rows(self._rows_of_files([record.path]), change)
-                self._insert(documents, change)
+                self._delete_rows(self._rows_of_files([record.path]), transaction)
+                self._insert(documents, transaction)
                 self._db.execute(
                     f"INSERT OR REPLACE INTO files ({_FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                     (record.path, record.content_hash, record.size, record.mtime, len({d.id for d in documents}), now),
                 )
-            change.touched = True
+            transaction.touched = True
 
         self._write(replace_all)
 
     def remove_files(self, paths: list[str]) -> int:
         """Drop the files' passages and records in one transaction; returns the passages removed."""
 
-        def remove(change: _Change) -> int:
+        def remove(transaction: _Transaction) -> int:
             rows = self._rows_of_files(paths)
-            self._delete_rows(rows, change)
+            self._delete_rows(rows, transaction)
             self._db.execute("DELETE FROM files WHERE path IN (SELECT value FROM json_each(?))", (json.dumps(paths),))
-            change.touched = change.touched or self._db.execute("SELECT changes()").fetchone()[0] > 0
+            transaction.touched |= self._db.execute("SELECT changes()").fetchone()[0] > 0
             return len(rows)
 
         return self._write(remove)
@@ -297,7 +303,7 @@ class EmbeddedDocumentStore:
                 "file_types": {t: {"files": files, "passages": passages} for t, files, passages in by_type},
                 "last_indexed_at": db.execute("SELECT MAX(indexed_at) FROM files").fetchone()[0],
                 "embedding_dim": self._state("embedding_dim"),
-                "bm25_passages": len(keyword.rows),
+                "bm25_passages": keyword.size,
                 "dense_passages": dense.size,
                 "dense_index": dense.kind,
                 "disk_bytes": {
@@ -325,50 +331,64 @@ class EmbeddedDocumentStore:
     def bulk(self) -> Iterator[EmbeddedDocumentStore]:
         """Commit rows as usual, but bring the indexes up to date once, on leaving.
 
-        Updating them per commit costs a BM25 rebuild and a dense index write each time, quadratic over a
-        long index run. Inside ``bulk`` a reader still gets current indexes (built from the rows when their
-        generation lags), and a crash loses nothing: indexes behind SQLite's generation are rebuilt.
+        Catching up per commit would, over a long index run, add the run's passages to HNSW one commit at
+        a time, and rebuild BM25 each time its delta passes its share. Inside ``bulk`` this store's own
+        reads still catch up. Other processes (a search UI) catch up on small changes, but serve the
+        indexes they have while the run is far ahead of them, rather than rebuild them while it writes.
+        A crash loses nothing: the indexes replay or rebuild from the rows. Holds ``bulk.lock``
+        (``flock``, released by the system when the process dies) for the others to see.
         """
-        if self._deferred is not None:
+        if self._bulk:
             yield self
             return
-        self._deferred = (self._generation(), _Change())
+        lock = os.open(self.path / _BULK_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another run is in bulk too: the lock already says so
+            pass
+        self._bulk = True
         try:
             yield self
         finally:
+            self._bulk = False
+            os.close(lock)
             with self._lock:
-                (before, change), self._deferred = self._deferred, None
-                if change.touched:
-                    self._update_indexes(before, change, self._generation())
+                self._refresh()
 
-    def _write(self, apply: Callable[[_Change], Any]) -> Any:
+    def _write(self, apply: Callable[[_Transaction], Any]) -> Any:
         """Run ``apply`` in one write transaction that also bumps the generation, then update the indexes."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                generation = self._generation()
-                change = _Change()
-                result = apply(change)
-                if not change.touched:
+                transaction = _Transaction(self._generation() + 1)
+                result = apply(transaction)
+                if not transaction.touched:
                     self._db.execute("ROLLBACK")
                     return result
-                self._db.execute("UPDATE state SET value = ? WHERE key = 'generation'", (generation + 1,))
+                self._forget_replayed_removals()
+                self._db.execute("UPDATE state SET value = ? WHERE key = 'generation'", (transaction.generation,))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            if self._deferred is not None:
-                self._deferred[1].merge(change)
-            else:
-                self._update_indexes(generation, change, generation + 1)
+            if not self._bulk:
+                self._refresh()
             return result
 
-    def _insert(self, documents: list[Document], change: _Change) -> int:
+    def _forget_replayed_removals(self) -> None:
+        """Drop the removals that every saved index already reflects: only a catch-up from an older
+        generation would need them, and ``log_start`` tells it to load a newer folder instead."""
+        start = min(max(folders.saved_generations(self.path, name), default=0) for name in _INDEXES)
+        if start > self._state("log_start"):
+            self._db.execute("DELETE FROM removed WHERE generation <= ?", (start,))
+            self._db.execute("UPDATE state SET value = ? WHERE key = 'log_start'", (start,))
+
+    def _insert(self, documents: list[Document], transaction: _Transaction) -> int:
         """Insert, replacing rows with the same ids (the last of repeated ids wins); returns the count."""
         documents = list({document.id: document for document in documents}.values())
         if not documents:
             return 0
-        self._delete_rows(list(self._rows_by_id([d.id for d in documents]).values()), change)
+        self._delete_rows(list(self._rows_by_id([d.id for d in documents]).values()), transaction)
         embeddings = self._embeddings(documents)
         next_row = "SELECT COALESCE(MAX(seq), 0) + 1 FROM sqlite_sequence WHERE name = 'documents'"
         start = self._db.execute(next_row).fetchone()[0]
@@ -378,8 +398,7 @@ class EmbeddedDocumentStore:
             [(row, d.id, d.content, _meta_json(d), None if e is None else e.tobytes(), d.meta.get("file_path"))
              for row, d, e in zip(rows, documents, embeddings)],
         )
-        change.added.update(zip(rows, embeddings))
-        change.touched = True
+        transaction.touched = True
         return len(documents)
 
     def _embeddings(self, documents: list[Document]) -> list[np.ndarray | None]:
@@ -394,10 +413,13 @@ class EmbeddedDocumentStore:
             self._db.execute("INSERT INTO state VALUES ('embedding_dim', ?)", (dim,))
         return vectors
 
-    def _delete_rows(self, rows: list[int], change: _Change) -> None:
+    def _delete_rows(self, rows: list[int], transaction: _Transaction) -> None:
         if rows:
-            self._db.execute("DELETE FROM documents WHERE row IN (SELECT value FROM json_each(?))", (json.dumps(rows),))
-            change.remove(rows)
+            listed = json.dumps(rows)
+            self._db.execute("DELETE FROM documents WHERE row IN (SELECT value FROM json_each(?))", (listed,))
+            self._db.execute("INSERT OR REPLACE INTO removed SELECT value, ? FROM json_each(?)",
+                             (transaction.generation, listed))
+            transaction.touched = True
 
     def _rows_by_id(self, ids: list[str]) -> dict[str, int]:
         query = "SELECT id, row FROM documents WHERE id IN (SELECT value FROM json_each(?))"
@@ -409,46 +431,95 @@ class EmbeddedDocumentStore:
 
     # -- indexes ------------------------------------------------------------------------------------
 
-    def _update_indexes(self, generation: int, change: _Change, target: int) -> None:
-        """Bring both indexes from ``generation`` to ``target`` (``change`` is what happened between), and
-        write them."""
-        self._indexes["bm25"] = self._saved("bm25", *self._build("bm25"))
-        held = self._indexes.get("dense")
-        base = held[1] if held and held[0] == generation else folders.load(self.path, "dense", generation, DenseIndex)
-        added = sorted(row for row, vector in change.added.items() if vector is not None)
-        vectors = np.stack([change.added[row] for row in added]) if added else None
-        removed = np.array(sorted(change.removed), dtype=np.int64)
-        if base is not None and base.update(removed, np.array(added, dtype=np.int64), vectors):
-            self._indexes["dense"] = self._saved("dense", target, base)
-        else:
-            self._indexes["dense"] = self._saved("dense", *self._build("dense"))
+    def _refresh(self) -> None:
+        for name in _INDEXES:
+            self._index(name)
 
     def _index(self, name: str) -> Any:
-        """The named index at SQLite's current generation: in memory, else from disk, else rebuilt."""
+        """The named index at SQLite's current generation, caught up in memory (see ``_current``)."""
         generation = self._generation()
         held = self._indexes.get(name)
-        if held is None or held[0] != generation:
-            index = folders.load(self.path, name, generation, _INDEXES[name])
-            held = (generation, index) if index is not None else self._saved(name, *self._build(name))
-            self._indexes[name] = held
-        return held[1]
+        if held is None or held.generation != generation:
+            held = self._indexes[name] = self._current(name, held, generation)
+        return held.index
 
-    def _saved(self, name: str, generation: int, index: Any) -> tuple[int, Any]:
-        folders.save(self.path, name, generation, index)
-        return generation, index
+    def _current(self, name: str, held: _Held | None, generation: int) -> _Held:
+        """``held`` (else the newest saved folder) caught up to ``generation``; rebuilt from SQLite when
+        neither can be. Behind another process's bulk run by more than ``_REPLAY_LIMIT`` passages,
+        ``held`` as it is (see ``bulk``)."""
+        if held is None or held.generation < self._state("log_start"):
+            found = folders.newest(self.path, name, generation, _INDEXES[name])
+            held = None if found is None else _Held(*found)
+        if held is not None and held.generation != generation:
+            if self._behind_bulk_elsewhere(held):
+                return held
+            held = self._caught_up(name, held)
+        return held if held is not None else self._rebuilt(name)
 
-    def _build(self, name: str) -> tuple[int, Any]:
-        """The named index built from SQLite, and the generation it was read at."""
-        column = "content" if name == "bm25" else "embedding"
-        query = f"SELECT row, {column} FROM documents WHERE {column} IS NOT NULL ORDER BY row"
+    def _caught_up(self, name: str, held: _Held) -> _Held | None:
+        """``held`` with the commits since its generation applied in place (removed rows from the log,
+        rows above ``through``), saved when it lags its folder by more than ``_REPLAY_LIMIT``; None when
+        the log no longer reaches back to it or the index cannot absorb the change."""
+        index, column = held.index, _INDEXED_COLUMN[name]
+        new = f"FROM documents WHERE row > ? AND {column} IS NOT NULL"
         with self._snapshot() as generation:
-            found = self._db.execute(query).fetchall()
+            if held.generation < self._state("log_start"):
+                return None
+            query = "SELECT row FROM removed WHERE generation > ? ORDER BY row"
+            removed = np.array([row for (row,) in self._db.execute(query, (held.generation,))], dtype=np.int64)
+            if not index.absorbs(removed, self._db.execute(f"SELECT COUNT(*) {new}", (index.through,)).fetchone()[0]):
+                return None
+            found = self._db.execute(f"SELECT row, {column} {new} ORDER BY row", (index.through,)).fetchall()
+            through = self._last_row()
+        rows = np.array([row for row, _ in found], dtype=np.int64)
+        index.update(removed, rows, [text for _, text in found] if name == "bm25" else self._vectors(found))
+        index.through = through
+        held = _Held(generation, index, held.unsaved + len(removed) + len(found))
+        if held.unsaved > _REPLAY_LIMIT:
+            folders.save(self.path, name, generation, index)
+            held.unsaved = 0
+        return held
+
+    def _behind_bulk_elsewhere(self, held: _Held) -> bool:
+        """Whether another store (another process, mostly) holds ``bulk.lock`` and has written more than
+        ``_REPLAY_LIMIT`` passages that ``held`` has not seen."""
+        if self._bulk:
+            return False
+        try:
+            lock = os.open(self.path / _BULK_LOCK, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            backlog = "SELECT COUNT(*) FROM documents WHERE row > ?"
+            return self._db.execute(backlog, (held.index.through,)).fetchone()[0] > _REPLAY_LIMIT
+        finally:
+            os.close(lock)
+
+    def _rebuilt(self, name: str) -> _Held:
+        """The named index built from SQLite, and saved."""
+        column = _INDEXED_COLUMN[name]
+        with self._snapshot() as generation:
+            found = self._db.execute(f"SELECT row, {column} FROM documents WHERE {column} IS NOT NULL ORDER BY row").fetchall()
+            through = self._last_row()
         rows = np.array([row for row, _ in found], dtype=np.int64)
         if name == "bm25":
-            return generation, KeywordIndex.build(rows, [content for _, content in found])
+            index = KeywordIndex.build(rows, [content for _, content in found], through)
+        else:
+            index = DenseIndex.build(rows, self._vectors(found), through)
+        folders.save(self.path, name, generation, index)
+        return _Held(generation, index)
+
+    def _vectors(self, found: list[tuple[int, bytes]]) -> np.ndarray:
         dim = self._state("embedding_dim") or 0
-        vectors = np.frombuffer(b"".join(blob for _, blob in found), dtype=np.float32).reshape(len(found), dim)
-        return generation, DenseIndex.build(rows, vectors)
+        return np.frombuffer(b"".join(blob for _, blob in found), dtype=np.float32).reshape(len(found), dim)
+
+    def _last_row(self) -> int:
+        """The highest row ever written (rows are never reused)."""
+        found = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'documents'").fetchone()
+        return found[0] if found else 0
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -517,6 +588,7 @@ class EmbeddedDocumentStore:
 
 
 _INDEXES: dict[str, type[KeywordIndex] | type[DenseIndex]] = {"bm25": KeywordIndex, "dense": DenseIndex}
+_INDEXED_COLUMN = {"bm25": "content", "dense": "embedding"}
 _COLUMNS = "row, id, content, meta, embedding"
 _FILE_COLUMNS = "path, content_hash, size, mtime, passages, indexed_at"
 

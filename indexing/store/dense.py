@@ -23,6 +23,7 @@ shared, while HNSW stays at ~1 ms with recall@10 of 0.999 on embedding-like vect
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,17 +61,21 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class DenseIndex:
-    """Vectors by position; ``rows[position]`` is the SQLite row, ``deleted[position]`` a tombstone."""
+    """Vectors by position; ``rows[position]`` is the SQLite row, ``deleted[position]`` a tombstone.
 
-    def __init__(self, index: faiss.Index | None, rows: np.ndarray, deleted: np.ndarray):
+    ``through``: the last SQLite row that existed when the index was last brought up to date (rows above
+    it are new to the index)."""
+
+    def __init__(self, index: faiss.Index | None, rows: np.ndarray, deleted: np.ndarray, through: int):
         self.index = index  # None while no passage has an embedding
         self.rows = rows
         self.deleted = deleted
+        self.through = through
 
     @classmethod
-    def build(cls, rows: np.ndarray, vectors: np.ndarray) -> DenseIndex:
+    def build(cls, rows: np.ndarray, vectors: np.ndarray, through: int) -> DenseIndex:
         if not len(rows):
-            return cls(None, rows, np.zeros(0, dtype=bool))
+            return cls(None, rows, np.zeros(0, dtype=bool), through)
         dim = vectors.shape[1]
         if len(rows) <= FLAT_LIMIT:
             index = faiss.IndexFlatIP(dim)
@@ -79,7 +84,7 @@ class DenseIndex:
             index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
             index.hnsw.efSearch = HNSW_EF_SEARCH
         index.add(normalise(vectors))
-        return cls(index, rows, np.zeros(len(rows), dtype=bool))
+        return cls(index, rows, np.zeros(len(rows), dtype=bool), through)
 
     @property
     def kind(self) -> str | None:
@@ -94,28 +99,32 @@ class DenseIndex:
         """Live vectors."""
         return int(len(self.rows) - self.deleted.sum())
 
-    def update(self, removed: np.ndarray, added: np.ndarray, vectors: np.ndarray) -> bool:
-        """Apply a committed change in place: rows removed, and rows added (new rows are always above the
-        current ones, so ``rows`` stays ascending).
-        False, without touching the index, when it should be rebuilt instead: it has no vectors yet,
-        a flat index would outgrow ``FLAT_LIMIT``, or HNSW tombstones would pass ``TOMBSTONE_LIMIT``."""
+    def absorbs(self, removed: np.ndarray, added: int) -> bool:
+        """Whether ``update`` may take this change, or the index should be rebuilt instead: it has no
+        vectors yet, a flat index would outgrow ``FLAT_LIMIT``, or HNSW tombstones would pass
+        ``TOMBSTONE_LIMIT``."""
         if self.index is None:
-            return not len(added)
+            return not added
+        gone = int((positions_mask(self.rows, removed) & ~self.deleted).sum())
+        if self.kind == "flat":
+            return self.size - gone + added <= FLAT_LIMIT
+        return self.deleted.sum() + gone <= TOMBSTONE_LIMIT * (len(self.rows) + added)
+
+    def update(self, removed: np.ndarray, added: np.ndarray, vectors: np.ndarray) -> None:
+        """Apply a committed change that ``absorbs``: rows removed, and rows added (above all current ones,
+        so ``rows`` stays ascending)."""
+        if self.index is None:
+            return
         gone = np.flatnonzero(positions_mask(self.rows, removed) & ~self.deleted)
         if self.kind == "flat":
-            if self.size - len(gone) + len(added) > FLAT_LIMIT:
-                return False
             self.index.remove_ids(faiss.IDSelectorBatch(gone.astype(np.int64)))
             self.rows, self.deleted = np.delete(self.rows, gone), np.delete(self.deleted, gone)
         else:
-            if self.deleted.sum() + len(gone) > TOMBSTONE_LIMIT * (len(self.rows) + len(added)):
-                return False
             self.deleted[gone] = True
         if len(added):
             self.index.add(normalise(vectors))
             self.rows = np.concatenate([self.rows, added])
             self.deleted = np.concatenate([self.deleted, np.zeros(len(added), dtype=bool)])
-        return True
 
     def search(self, query: np.ndarray, top_k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
         """(row, cosine similarity) of the ``top_k`` nearest live vectors whose rows are in ``allowed``
@@ -145,13 +154,15 @@ class DenseIndex:
     def save(self, folder: Path) -> None:
         np.save(folder / "rows.npy", self.rows)
         np.save(folder / "deleted.npy", self.deleted)
+        (folder / "state.json").write_text(json.dumps({"through": self.through}))
         if self.index is not None:
             faiss.write_index(self.index, str(folder / "dense.faiss"))
 
     @classmethod
     def load(cls, folder: Path) -> DenseIndex:
         rows, deleted = np.load(folder / "rows.npy"), np.load(folder / "deleted.npy")
+        through = json.loads((folder / "state.json").read_text())["through"]
         index = faiss.read_index(str(folder / "dense.faiss")) if len(rows) else None
         if len(deleted) != len(rows) or (index is not None and index.ntotal != len(rows)):
             raise ValueError(f"dense index in {folder} does not match its row list")
-        return cls(index, rows, deleted)
+        return cls(index, rows, deleted, through)

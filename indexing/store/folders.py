@@ -26,16 +26,23 @@ class Index(Protocol):
 _I = TypeVar("_I", bound=Index)
 
 
-def load(root: Path, name: str, generation: int, kind: type[_I]) -> _I | None:
-    """The index saved for ``generation``; None when there is none or it does not load."""
-    folder = root / f"{name}-{generation}"
-    if not folder.is_dir():
+def newest(root: Path, name: str, at_most: int, kind: type[_I]) -> tuple[int, _I] | None:
+    """The newest index saved for a generation up to ``at_most``, with that generation; None when there
+    is none or it does not load."""
+    generations = sorted((g for g in saved_generations(root, name) if g <= at_most), reverse=True)
+    if not generations:
         return None
+    folder = root / f"{name}-{generations[0]}"
     try:
-        return kind.load(folder)
+        return generations[0], kind.load(folder)
     except Exception as error:  # derived data: whatever is wrong with it, rebuilding fixes it
         logger.warning("Rebuilding %s: it did not load (%s)", folder, error)
         return None
+
+
+def saved_generations(root: Path, name: str) -> list[int]:
+    """Generations of the folders saved under their final name (see ``save``)."""
+    return [int(folder.name.split("-")[1]) for folder in root.glob(f"{name}-*") if folder.name.split("-")[1].isdigit()]
 
 
 def save(root: Path, name: str, generation: int, index: Index) -> None:

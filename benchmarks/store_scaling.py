@@ -19,8 +19,8 @@ Columns, per size N:
   in the JSON), and the last commit. Making the synthetic passages is not counted, nor is embedding,
   which a real run adds.
 * commit s: the last commit: one file's 20 passages written on their own after the bulk, which is what
-  re-indexing one changed file costs at that size (outside bulk mode a commit rebuilds the BM25 index
-  over every passage and rewrites both index folders).
+  re-indexing one changed file costs at that size (outside bulk mode a commit brings both indexes up to
+  date in place: BM25's delta, HNSW's graph; see the store's docstring).
 * disk MB: ``stats()["disk_bytes"]``, SQLite (with its WAL) plus the BM25 and dense index folders.
 * load s: a fresh process's first ``bm25()`` and first ``dense()`` call, reading both indexes from disk.
 * bm25 / dense ms, p50 / p95: one unfiltered call each for ``--queries`` questions, after the first; the
@@ -69,7 +69,7 @@ against 5,000 synthetic ones made from 1,000 other anchors, with 1,000 real ques
     nearest neighbour within the set, cosine           0.58     0.76
     HNSW (M=32, efConstruction=80) recall@10,
       efSearch 10 / 16 (lower than the store's
-      128, to make misses visible)               0.90 / 0.95   0.86 / 0.93
+      512, to make misses visible)               0.90 / 0.95   0.86 / 0.93
 
 So the synthetic vectors are a little harder for HNSW than real ones (more near-duplicates, neighbours
 closer together in rank): a pessimistic bias for recall@10, at the sizes that could be checked (and with
@@ -86,8 +86,7 @@ Cost of a run, measured up to 60k passages on this 2-core machine while it was q
   per vector at 60k, more as the graph grows; crossing FLAT_LIMIT rebuilds it from SQLite). Growing to
   60k took 20 s; the default run should take ~20-30 min of writing, a minute or two of querying per size
   and a few minutes embedding the anchors: under an hour on a quiet machine, a few times that while a
-  training job shares the cores. A commit outside bulk mode (commit s) rebuilds BM25 over every passage
-  and rewrites both index folders, ~70 us per stored passage: 4 s at 60k, ~70 s at 1M.
+  training job shares the cores.
 * Disk: ~6.6 kB per passage (SQLite 4.2 kB, BM25 0.5 kB, HNSW 1.8 kB): ~6.6 GB at 1M, ~9 GB while new
   index folders are written beside the old ones.
 * Memory: the writing process grows by ~10 kB per passage: leaving bulk mode holds every passage's text

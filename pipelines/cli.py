@@ -334,9 +334,10 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
+    from corpusqa.indexing.store.location import is_folder
     from corpusqa.ui.launch import UISettings, serve
 
-    if "://" in str(args.store):
+    if not is_folder(args.store):
         raise UsageError("the search page needs a store folder: it keeps uploads and feedback in it")
     if args.max_upload_mb < 1:
         raise UsageError("--max-upload-mb must be at least 1")

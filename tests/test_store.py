@@ -194,6 +194,17 @@ def test_stats(corpus):
     assert all(stats["disk_bytes"][part] > 0 for part in ("sqlite", "bm25", "dense"))
 
 
+def test_stats_and_files_are_read_once_per_generation(corpus, monkeypatch):
+    """A UI asks on every click; counting distinct sources reads every row."""
+    counted = []
+    monkeypatch.setattr(corpus, "_counts", spy(corpus._counts, counted))
+    corpus.stats()
+    corpus.files().clear()
+    assert corpus.stats()["passages"] == 4 and len(corpus.files()) == 3 and len(counted) == 1
+    corpus.remove_files(["notes/c.md"])
+    assert corpus.stats()["passages"] == 3 and len(corpus.files()) == 2 and len(counted) == 2
+
+
 # -- retrieval -----------------------------------------------------------------------------------------
 
 

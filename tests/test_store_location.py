@@ -61,3 +61,8 @@ def test_every_store_command_reports_an_unusable_store_in_one_line_and_creates_n
     assert code == 2 and err.count("\n") == 1
     assert err.startswith(f"corpusqa {command[0]}: error: store es://localhost:9200/docs: the Elasticsearch store")
     assert [path.name for path in tmp_path.iterdir()] == ["note.txt"]
+
+
+def test_the_search_page_refuses_a_store_url_in_one_line(capsys):
+    assert main(["ui", "--store", "es://localhost:9200/docs"]) == 2
+    assert capsys.readouterr().err == "corpusqa ui: error: the search page needs a store folder: it keeps uploads and feedback in it\n"

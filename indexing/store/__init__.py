@@ -19,6 +19,7 @@ filter until the next change.
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import json
 import logging
@@ -134,6 +135,8 @@ class EmbeddedDocumentStore:
         self._views: tuple[int, np.ndarray, list[Document]] | None = None
         self._filtered: tuple[int, dict[str, np.ndarray]] = (-1, {})
         self._bulk = False
+        self._stats: tuple[int, dict[str, Any]] | None = None  # (generation, stats())
+        self._files: tuple[int, list[FileRecord]] | None = None  # (generation, files())
 
     # -- Haystack DocumentStore protocol ------------------------------------------------------------
 
@@ -220,9 +223,13 @@ class EmbeddedDocumentStore:
             return FileRecord(*row) if row else None
 
     def files(self) -> list[FileRecord]:
+        """Every file record, by path; read once per generation (a UI asks on every click)."""
         with self._lock:
-            found = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files ORDER BY path")
-            return [FileRecord(*row) for row in found]
+            generation = self._generation()
+            if self._files is None or self._files[0] != generation:
+                found = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files ORDER BY path")
+                self._files = (generation, [FileRecord(*row) for row in found])
+            return list(self._files[1])
 
     def replace_files(self, batch: list[tuple[FileRecord, list[Document]]]) -> None:
         """In one transaction, per file: drop the passages of ``record.path`` (by ``meta["file_path"]``),
@@ -266,17 +273,11 @@ class EmbeddedDocumentStore:
         """Remember the files and folders given to indexing, symlinks resolved, so that whoever serves the
         original files (the search UI) serves only what lies under them. A root inside a recorded one adds
         nothing; one that holds recorded roots replaces them."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                found = {os.path.realpath(path) for path in paths} | set(self.roots())
-                outermost = [p for p in found if not any(q != p and Path(p).is_relative_to(q) for q in found)]
-                self._db.execute("DELETE FROM roots")
-                self._db.executemany("INSERT INTO roots (path) VALUES (?)", [(p,) for p in outermost])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, self._immediate():
+            found = {os.path.realpath(path) for path in paths} | set(self.roots())
+            outermost = [p for p in found if not any(q != p and Path(p).is_relative_to(q) for q in found)]
+            self._db.execute("DELETE FROM roots")
+            self._db.executemany("INSERT INTO roots (path) VALUES (?)", [(p,) for p in outermost])
 
     def roots(self) -> list[str]:
         """The recorded roots (``record_roots``), sorted."""
@@ -287,22 +288,15 @@ class EmbeddedDocumentStore:
         """What a UI shows about the store: passages; documents (those the passages were split from:
         distinct ``source_id``); files; files and passages per file type; when a file was last indexed
         (Unix time); per index the passages it covers; the dense index kind ("flat", "hnsw", or None
-        without embeddings); bytes on disk."""
+        without embeddings); bytes on disk. The counts are read once per generation (a UI asks on every
+        click, and counting distinct sources reads every row)."""
         with self._lock:
-            db = self._db
             keyword, dense = self._index("bm25"), self._index("dense")
-            by_type = db.execute(
-                "SELECT json_extract(meta, '$.file_type') AS t, COUNT(DISTINCT file_path), COUNT(*) "
-                "FROM documents GROUP BY t ORDER BY t"
-            ).fetchall()
-            sources = "SELECT COUNT(DISTINCT COALESCE(json_extract(meta, '$.source_id'), id)) FROM documents"
+            if self._stats is None or self._stats[0] != self._generation():
+                with self._snapshot() as generation:
+                    self._stats = (generation, self._counts())
             return {
-                "passages": self.count_documents(),
-                "documents": db.execute(sources).fetchone()[0],
-                "files": db.execute("SELECT COUNT(*) FROM files").fetchone()[0],
-                "file_types": {t: {"files": files, "passages": passages} for t, files, passages in by_type},
-                "last_indexed_at": db.execute("SELECT MAX(indexed_at) FROM files").fetchone()[0],
-                "embedding_dim": self._state("embedding_dim"),
+                **copy.deepcopy(self._stats[1]),
                 "bm25_passages": keyword.size,
                 "dense_passages": dense.size,
                 "dense_index": dense.kind,
@@ -313,10 +307,26 @@ class EmbeddedDocumentStore:
                 },
             }
 
+    def _counts(self) -> dict[str, Any]:
+        db = self._db
+        by_type = db.execute(
+            "SELECT json_extract(meta, '$.file_type') AS t, COUNT(DISTINCT file_path), COUNT(*) "
+            "FROM documents GROUP BY t ORDER BY t"
+        ).fetchall()
+        sources = "SELECT COUNT(DISTINCT COALESCE(json_extract(meta, '$.source_id'), id)) FROM documents"
+        return {
+            "passages": self.count_documents(),
+            "documents": db.execute(sources).fetchone()[0],
+            "files": db.execute("SELECT COUNT(*) FROM files").fetchone()[0],
+            "file_types": {t: {"files": files, "passages": passages} for t, files, passages in by_type},
+            "last_indexed_at": db.execute("SELECT MAX(indexed_at) FROM files").fetchone()[0],
+            "embedding_dim": self._state("embedding_dim"),
+        }
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
-            self._indexes, self._views = {}, None
+            self._indexes, self._views, self._stats, self._files = {}, None, None, None
             self._filtered = (-1, {})
 
     def __enter__(self) -> EmbeddedDocumentStore:
@@ -358,22 +368,26 @@ class EmbeddedDocumentStore:
     def _write(self, apply: Callable[[_Transaction], Any]) -> Any:
         """Run ``apply`` in one write transaction that also bumps the generation, then update the indexes."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._immediate():
                 transaction = _Transaction(self._generation() + 1)
                 result = apply(transaction)
-                if not transaction.touched:
-                    self._db.execute("ROLLBACK")
-                    return result
-                self._forget_replayed_removals()
-                self._db.execute("UPDATE state SET value = ? WHERE key = 'generation'", (transaction.generation,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            if not self._bulk:
+                if transaction.touched:
+                    self._forget_replayed_removals()
+                    self._db.execute("UPDATE state SET value = ? WHERE key = 'generation'", (transaction.generation,))
+            if transaction.touched and not self._bulk:
                 self._refresh()
             return result
+
+    @contextmanager
+    def _immediate(self) -> Iterator[None]:
+        """A write transaction: committed when the block ends, rolled back when it raises."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def _forget_replayed_removals(self) -> None:
         """Drop the removals that every saved index already reflects: only a catch-up from an older

@@ -1,7 +1,7 @@
 """The dense index: FAISS inner product over L2-normalised embeddings, so scores are cosine similarities.
 
 Exact ``IndexFlatIP`` up to ``FLAT_LIMIT`` vectors, ``IndexHNSWFlat`` (inner product, M=32,
-efConstruction=80, efSearch=128) above it. Measured on synthetic normalised 384-d vectors, one query
+efConstruction=80, efSearch=512) above it. Measured on synthetic normalised 384-d vectors, one query
 at a time, one thread, median of 200-300 queries, on 2 cores shared with a training job (its quieter
 and its busiest, memory-bound moments); "embedding-like" vectors are 2000 topics in a 64-d latent
 space mapped into 384-d plus noise (sentence embeddings have such low intrinsic dimension), "uniform"
@@ -19,6 +19,18 @@ busiest. Up to 50 000 vectors exact search stays within ~10 ms, a fraction of re
 and needs no build; above, flat search grows linearly, and several-fold when memory bandwidth is
 shared, while HNSW stays at ~1 ms with recall@10 of 0.999 on embedding-like vectors. Hence
 ``FLAT_LIMIT = 50_000``.
+
+efSearch: those vectors were too easy for the graph. On benchmarks/store_scaling.py's vectors (real
+MiniLM neighbourhoods filled densely, real question vectors), recall@10 at efSearch 128 fell from 0.992
+at 100k to 0.962 at 300k and 0.906 at a million. At a million (``dense()`` one call at a time, the
+passages read from SQLite, quiet machine):
+
+    efSearch      64     128    256    384    512    768
+    recall@10     0.853  0.906  0.954  0.970  0.975  0.994
+    p50 ms        1.8    1.5    1.9    2.2    2.6    3.4
+
+A dense query is ~2% of a hybrid one (~28 ms at a million, mostly embedding the question and BM25), so
+``HNSW_EF_SEARCH = 512`` buys recall for about a millisecond.
 """
 
 from __future__ import annotations
@@ -36,7 +48,7 @@ from .rows import positions_mask
 FLAT_LIMIT = 50_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
+HNSW_EF_SEARCH = 512
 #: An HNSW graph cannot delete: deleted vectors stay as tombstones until they are this share of it,
 #: then the index is rebuilt from SQLite.
 TOMBSTONE_LIMIT = 0.2

@@ -25,6 +25,11 @@ def open_store(location: str | Path) -> Any:
     return store_class(**parameters)
 
 
+def is_folder(location: str | Path) -> bool:
+    """Whether ``location`` names a folder (the embedded store) rather than a store URL."""
+    return _SCHEME.match(str(location)) is None
+
+
 def store_config(location: str | Path) -> dict[str, Any]:
     """The store at ``location`` as Haystack serializes one, without opening it: what a pipeline YAML holds."""
     store_class, parameters = _locate(location)
@@ -33,9 +38,9 @@ def store_config(location: str | Path) -> dict[str, Any]:
 
 def _locate(location: str | Path) -> tuple[type, dict[str, Any]]:
     """The store class and its init parameters for ``location``; ValueError for a location no store serves."""
-    scheme = _SCHEME.match(str(location))
-    if scheme is None:
+    if is_folder(location):
         return EmbeddedDocumentStore, {"path": str(location)}
+    scheme = _SCHEME.match(str(location))
     if scheme.group(1).lower() != "es":
         raise ValueError(f"store {location}: unknown scheme {scheme.group(1)!r}; give a folder or es://HOST:PORT/INDEX")
     host, port, index = _elasticsearch(str(location))

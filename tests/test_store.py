@@ -332,6 +332,37 @@ def test_above_the_flat_limit_dense_uses_hnsw_and_stays_correct(store, monkeypat
         assert [d.id for d in reopened.dense(vectors[3], top_k=5, filters=few)] == exact(vectors[3], np.arange(40))
 
 
+def test_vectors_added_to_a_graph_wait_beside_it_until_it_is_saved(store, monkeypatch):
+    """Adding to a loaded FAISS graph first copies all its vectors into a larger array: a one-file commit
+    leaves the graph alone and is searched exactly beside it."""
+    monkeypatch.setattr(dense_module, "FLAT_LIMIT", 60)
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((232, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    docs = [Document(id=str(i), content=f"passage {i}", meta={"i": i}, embedding=v.tolist())
+            for i, v in enumerate(vectors)]
+    store.write_documents(docs[:200])
+    store.write_documents(docs[200:230])
+    index = store._indexes["dense"].index
+    assert (index.kind, index.index.ntotal, index.recent.ntotal) == ("hnsw", 200, 30)
+    assert store.dense(vectors[215], top_k=1)[0].id == "215"
+    recent = {"field": "meta.i", "operator": ">=", "value": 195}
+    scores = vectors[195:230] @ vectors[3]
+    assert [d.id for d in store.dense(vectors[3], top_k=5, filters=recent)] == [str(195 + i) for i in np.argsort(-scores)[:5]]
+    many = {"field": "meta.i", "operator": ">=", "value": 100}
+    assert store.dense(vectors[225], top_k=1, filters=many)[0].id == "225"
+    store.delete_documents(["215"])
+    assert store.dense(vectors[215], top_k=1)[0].id != "215"
+    monkeypatch.setattr(store_module, "_REPLAY_LIMIT", 0)
+    store.write_documents(docs[230:])
+    assert (index.index.ntotal, index.recent) == (232, None), "saving folds them into the graph"
+    expected = [(d.id, round(d.score, 5)) for d in store.dense(vectors[231], top_k=10)]
+    assert expected[0][0] == "231"
+    store.close()
+    with EmbeddedDocumentStore(store.path) as reopened:
+        assert [(d.id, round(d.score, 5)) for d in reopened.dense(vectors[231], top_k=10)] == expected
+
+
 # -- persistence and crash safety ------------------------------------------------------------------------
 
 

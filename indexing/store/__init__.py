@@ -341,9 +341,10 @@ class EmbeddedDocumentStore:
     def bulk(self) -> Iterator[EmbeddedDocumentStore]:
         """Commit rows as usual, but bring the indexes up to date once, on leaving.
 
-        Catching up per commit would, over a long index run, add the run's passages to HNSW one commit at
-        a time, and rebuild BM25 each time its delta passes its share. Inside ``bulk`` this store's own
-        reads still catch up. Other processes (a search UI) catch up on small changes, but serve the
+        Catching up after every commit of a long index run would rebuild BM25 whenever its delta passes
+        its share (at every commit while a corpus grows from little) and rewrite both index folders every
+        ``_REPLAY_LIMIT`` passages: quadratic over the run. Inside ``bulk`` this store's own reads still
+        catch up. Other processes (a search UI) catch up on small changes, but serve the
         indexes they have while the run is far ahead of them, rather than rebuild them while it writes.
         A crash loses nothing: the indexes replay or rebuild from the rows. Holds ``bulk.lock``
         (``flock``, released by the system when the process dies) for the others to see.
@@ -404,8 +405,7 @@ class EmbeddedDocumentStore:
             return 0
         self._delete_rows(list(self._rows_by_id([d.id for d in documents]).values()), transaction)
         embeddings = self._embeddings(documents)
-        next_row = "SELECT COALESCE(MAX(seq), 0) + 1 FROM sqlite_sequence WHERE name = 'documents'"
-        start = self._db.execute(next_row).fetchone()[0]
+        start = self._last_row() + 1
         rows = range(start, start + len(documents))
         self._db.executemany(
             "INSERT INTO documents (row, id, content, meta, embedding, file_path) VALUES (?, ?, ?, ?, ?, ?)",

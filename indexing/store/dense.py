@@ -31,6 +31,11 @@ passages read from SQLite, quiet machine):
 
 A dense query is ~2% of a hybrid one (~28 ms at a million, mostly embedding the question and BM25), so
 ``HNSW_EF_SEARCH = 512`` buys recall for about a millisecond.
+
+Vectors added to a graph loaded from disk go to a small exact index beside it (``recent``) until the
+graph is saved: FAISS keeps the graph's vectors in one array sized to fit, so the first vector added
+after loading copies all of it into one twice the size (at a million, 4 s and a 1.5 GB peak in every
+process that catches up with a one-file commit).
 """
 
 from __future__ import annotations
@@ -76,10 +81,12 @@ class DenseIndex:
     """Vectors by position; ``rows[position]`` is the SQLite row, ``deleted[position]`` a tombstone.
 
     ``through``: the last SQLite row that existed when the index was last brought up to date (rows above
-    it are new to the index)."""
+    it are new to the index). Beside an HNSW graph, ``recent`` holds the vectors added since it was
+    loaded or built, at the positions after the graph's; ``save`` folds them into the graph."""
 
     def __init__(self, index: faiss.Index | None, rows: np.ndarray, deleted: np.ndarray, through: int):
         self.index = index  # None while no passage has an embedding
+        self.recent: faiss.IndexFlatIP | None = None
         self.rows = rows
         self.deleted = deleted
         self.through = through
@@ -134,7 +141,12 @@ class DenseIndex:
         else:
             self.deleted[gone] = True
         if len(added):
-            self.index.add(normalise(vectors))
+            if self.kind == "flat":
+                self.index.add(normalise(vectors))
+            else:
+                if self.recent is None:
+                    self.recent = faiss.IndexFlatIP(self.index.d)
+                self.recent.add(normalise(vectors))
             self.rows = np.concatenate([self.rows, added])
             self.deleted = np.concatenate([self.deleted, np.zeros(len(added), dtype=bool)])
 
@@ -147,23 +159,28 @@ class DenseIndex:
         count = int(candidates.sum())
         if count == 0:
             return []
-        bitmap = np.packbits(candidates, bitorder="little")  # kept alive: the selector points into it
-        selector = faiss.IDSelectorBitmap(len(candidates), faiss.swig_ptr(bitmap)) if count < len(candidates) else None
-        if self.kind == "flat" or count <= FLAT_LIMIT:
-            # Exact, over the flat index or the vectors under the graph: a graph search among few allowed
-            # vectors misses many of them.
-            index = self.index if self.kind == "flat" else faiss.downcast_index(self.index.storage)
-            params = faiss.SearchParameters()
-        else:  # widen the beam as the selector thins the graph out
-            index = self.index
+        graph = self.kind == "hnsw" and count > FLAT_LIMIT
+        if graph:  # widen the beam as the selector thins the graph out
             params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, top_k) * len(candidates) // count)
-        if selector is not None:
-            params.sel = selector
+            parts = [(self.index, params)]
+        else:  # exact, also under a graph: a graph search among few allowed vectors misses many of them
+            index = self.index if self.kind == "flat" else faiss.downcast_index(self.index.storage)
+            parts = [(index, faiss.SearchParameters())]
+        if self.recent is not None:
+            parts.append((self.recent, faiss.SearchParameters()))
+        hits, offset = [], 0
         with _one_thread():
-            scores, positions = index.search(normalise(query), min(top_k, count), params=params)
-        return [(int(self.rows[p]), float(s)) for p, s in zip(positions[0], scores[0]) if p >= 0]
+            for index, params in parts:
+                hits += _search(index, normalise(query), top_k, candidates[offset:offset + index.ntotal], params, offset)
+                offset += index.ntotal
+        hits.sort(key=lambda hit: -hit[1])
+        return [(int(self.rows[position]), score) for position, score in hits[:top_k]]
 
     def save(self, folder: Path) -> None:
+        """Write the index, folding ``recent`` into the graph first."""
+        if self.recent is not None:
+            self.index.add(self.recent.reconstruct_n(0, self.recent.ntotal))
+            self.recent = None
         np.save(folder / "rows.npy", self.rows)
         np.save(folder / "deleted.npy", self.deleted)
         (folder / "state.json").write_text(json.dumps({"through": self.through}))
@@ -178,3 +195,17 @@ class DenseIndex:
         if len(deleted) != len(rows) or (index is not None and index.ntotal != len(rows)):
             raise ValueError(f"dense index in {folder} does not match its row list")
         return cls(index, rows, deleted, through)
+
+
+def _search(
+    index: faiss.Index, query: np.ndarray, top_k: int, allowed: np.ndarray, params: faiss.SearchParameters, offset: int
+) -> list[tuple[int, float]]:
+    """(position + ``offset``, score) of the ``top_k`` best of ``index``'s vectors where ``allowed``."""
+    count = int(allowed.sum())
+    if count == 0:
+        return []
+    bitmap = np.packbits(allowed, bitorder="little")  # kept alive: the selector points into it
+    if count < len(allowed):
+        params.sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+    scores, positions = index.search(query, min(top_k, count), params=params)
+    return [(offset + int(p), float(s)) for p, s in zip(positions[0], scores[0]) if p >= 0]

@@ -79,20 +79,17 @@ anchor with the default 5,000) is the synthesis's, not language's. Query vectors
 MiniLM embeddings. Text and vector of a passage are drawn independently: nothing measured needs them to
 agree.
 
-Cost of a run, measured up to 60k passages on this 2-core machine while it was quiet, and extrapolated:
+Cost of a run, measured with the default sizes on this 2-core machine while it was quiet (2026-11-23):
 
-* Time. In bulk mode a commit only inserts rows (~50 us per passage); leaving it builds the BM25 index
-  over every passage (~65 us per passage) and brings the dense index up to date (adding to HNSW ~85 us
-  per vector at 60k, more as the graph grows; crossing FLAT_LIMIT rebuilds it from SQLite). Growing to
-  60k took 20 s; the default run should take ~20-30 min of writing, a minute or two of querying per size
-  and a few minutes embedding the anchors: under an hour on a quiet machine, a few times that while a
-  training job shares the cores.
-* Disk: ~6.6 kB per passage (SQLite 4.2 kB, BM25 0.5 kB, HNSW 1.8 kB): ~6.6 GB at 1M, ~9 GB while new
+* Time: 10 minutes. In bulk mode a commit only inserts rows (~50 us per passage); leaving it builds the
+  BM25 index over every passage (~65 us per passage) and brings the dense index up to date (adding to
+  HNSW ~0.15 ms per vector between 300k and a million; crossing FLAT_LIMIT rebuilds it from SQLite): 180 s of the 330 s
+  it took to grow to a million. A few times that while a training job shares the cores.
+* Disk: ~6.25 kB per passage (SQLite 4.2 kB, BM25 0.5 kB, HNSW 1.8 kB): 6.25 GB at 1M, ~9 GB while new
   index folders are written beside the old ones.
-* Memory: the writing process grows by ~10 kB per passage: leaving bulk mode holds every passage's text
-  and tokens for the BM25 build, and the vectors written in bulk (kept in memory until then) beside the
-  dense index; ~10 GB at 1M. The querying process grows by ~2.4 kB per passage (the HNSW graph with its
-  vectors, the BM25 matrix): ~2.7 GB at 1M.
+* Memory: the writing process peaks at 6.3 GB at 1M: leaving bulk mode holds every passage's text and
+  tokens for the BM25 build beside the dense index. The querying process grows by ~2.5 kB per passage
+  (the HNSW graph with its vectors, the BM25 matrix): 2.6 GB at 1M.
 """
 
 from __future__ import annotations

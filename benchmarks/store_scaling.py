@@ -83,8 +83,8 @@ Cost of a run, measured with the default sizes on this 2-core machine while it w
 
 * Time: 10 minutes. In bulk mode a commit only inserts rows (~50 us per passage); leaving it builds the
   BM25 index over every passage (~65 us per passage) and brings the dense index up to date (adding to
-  HNSW ~0.15 ms per vector between 300k and a million; crossing FLAT_LIMIT rebuilds it from SQLite): 180 s of the 330 s
-  it took to grow to a million. A few times that while a training job shares the cores.
+  HNSW ~0.15 ms per vector between 300k and a million; crossing FLAT_LIMIT rebuilds it from SQLite):
+  180 s of the 330 s it took to grow to a million. A few times that while a training job shares the cores.
 * Disk: ~6.25 kB per passage (SQLite 4.2 kB, BM25 0.5 kB, HNSW 1.8 kB): 6.25 GB at 1M, ~9 GB while new
   index folders are written beside the old ones.
 * Memory: the writing process peaks at 6.3 GB at 1M: leaving bulk mode holds every passage's text and

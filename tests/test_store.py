@@ -297,13 +297,18 @@ def test_filter_results_follow_changes(corpus):
 # -- the approximate index -------------------------------------------------------------------------------
 
 
-def test_above_the_flat_limit_dense_uses_hnsw_and_stays_correct(store, monkeypatch):
-    monkeypatch.setattr(dense_module, "FLAT_LIMIT", 60)
-    rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((200, 16)).astype(np.float32)
+def random_passages(count: int, seed: int) -> tuple[np.ndarray, list[Document]]:
+    """Unit vectors in 16 dimensions, and passages i = 0..count-1 carrying them (``meta["i"]``)."""
+    vectors = np.random.default_rng(seed).standard_normal((count, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     docs = [Document(id=str(i), content=f"passage {i}", meta={"i": i}, embedding=v.tolist())
             for i, v in enumerate(vectors)]
+    return vectors, docs
+
+
+def test_above_the_flat_limit_dense_uses_hnsw_and_stays_correct(store, monkeypatch):
+    monkeypatch.setattr(dense_module, "FLAT_LIMIT", 60)
+    vectors, docs = random_passages(200, seed=0)
     store.write_documents(docs[:50])
     assert store.stats()["dense_index"] == "flat"
     store.write_documents(docs[50:])
@@ -336,11 +341,7 @@ def test_vectors_added_to_a_graph_wait_beside_it_until_it_is_saved(store, monkey
     """Adding to a loaded FAISS graph first copies all its vectors into a larger array: a one-file commit
     leaves the graph alone and is searched exactly beside it."""
     monkeypatch.setattr(dense_module, "FLAT_LIMIT", 60)
-    rng = np.random.default_rng(1)
-    vectors = rng.standard_normal((232, 16)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    docs = [Document(id=str(i), content=f"passage {i}", meta={"i": i}, embedding=v.tolist())
-            for i, v in enumerate(vectors)]
+    vectors, docs = random_passages(232, seed=1)
     store.write_documents(docs[:200])
     store.write_documents(docs[200:230])
     index = store._indexes["dense"].index

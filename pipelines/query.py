@@ -12,7 +12,7 @@ from haystack import Document, Pipeline
 from haystack.dataclasses import ExtractedAnswer
 
 import corpusqa.reader  # noqa: F401  (registers corpusqa as trusted for Pipeline deserialization)
-from corpusqa.indexing.embedding import local_model_path
+from corpusqa.indexing.embedding import embedding_precision, local_model_path
 from corpusqa.indexing.split import page_at
 from corpusqa.indexing.store.location import store_config
 from corpusqa.reader.component import ExtractiveReader
@@ -145,7 +145,8 @@ def retrieve(
             own = getattr(pipeline.retrieval.get_component(name), "top_k", None)
             inputs["top_k"] = passages if name == pipeline.feeder or own is None else max(own, passages)
         data[name] = {key: value for key, value in inputs.items() if key in sockets and value is not None}
-    output = pipeline.retrieval.run(data, include_outputs_from={pipeline.feeder})
+    with embedding_precision():  # the question's embedding (and a re-ranker's, not measured in bf16)
+        output = pipeline.retrieval.run(data, include_outputs_from={pipeline.feeder})
     return output[pipeline.feeder]["documents"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 import time
 from pathlib import Path
 
@@ -442,3 +443,24 @@ def test_the_store_remembers_the_roots_given_resolved_and_outermost(tmp_path, st
     index_paths([tmp_path / "docs"], store, embed=False, progress=False)
     index_paths([tmp_path / "docs" / "hr" / "a.txt"], store, embed=False, progress=False)
     assert store.roots() == [str((tmp_path / "docs").resolve())]
+
+
+class PrecisionProbe:
+    """A document embedder that records the CPU autocast dtype it ran under (None: none)."""
+
+    def __init__(self):
+        self.dtypes = []
+
+    def run(self, documents: list[Document]) -> dict:
+        import torch
+
+        self.dtypes.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+        return {"documents": [replace(d, embedding=[1.0, 0.0]) for d in documents]}
+
+
+@pytest.mark.parametrize(("amx", "expected"), [(True, "torch.bfloat16"), (False, None)])
+def test_passages_are_embedded_in_bf16_on_cpus_with_amx_and_in_fp32_elsewhere(corpus, store, monkeypatch, amx, expected):
+    monkeypatch.setattr("corpusqa.reader.model.cpu_has_bf16_matrix_units", lambda: amx)
+    probe = PrecisionProbe()
+    index_paths([corpus["txt"]], store, embedder=probe, progress=False)
+    assert [None if d is None else str(d) for d in probe.dtypes] == [expected]

@@ -125,3 +125,22 @@ def test_open_evaluation_counts_recall_and_scores_the_top_answer(store_dir, read
     assert metrics["recall@1"] == metrics["recall@20"] == 50.0, "only q1's answer lies in a passage"
     assert metrics["total"] == 2 and 0 <= metrics["exact"] <= 50.0
     assert metrics["retrieval_p50_ms"] > 0 and metrics["end_to_end_p95_ms"] >= metrics["end_to_end_p50_ms"]
+
+
+@pytest.mark.parametrize(("amx", "expected"), [(True, True), (False, False)])
+def test_the_question_is_embedded_in_bf16_on_cpus_with_amx_and_in_fp32_elsewhere(store_dir, reader_settings,
+                                                                                 monkeypatch, amx, expected):
+    import torch
+
+    monkeypatch.setattr("corpusqa.reader.model.cpu_has_bf16_matrix_units", lambda: amx)
+    pipeline = load_query_pipeline("dense", store_dir, reader_settings)
+    embedder = pipeline.retrieval.get_component("embedder")
+    seen, original = [], embedder.run
+
+    def recorded(text):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return original(text=text)
+
+    monkeypatch.setattr(embedder, "run", recorded)
+    assert retrieve(pipeline, "Where does the Rhine flow?", passages=1)
+    assert seen == [expected]

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
+
+#: oneDNN keeps a compiled primitive, with its own bf16 copy of the weights, per input shape, and
+#: sentence-transformers pads each batch to its longest passage, so at oneDNN's default capacity (1,024)
+#: a bf16 index run of 25k SQuAD passages peaked at 2.7 GB against 1.5 GB in fp32. On 3,362 of them:
+#: 1,772 MB at the default, 1,344 MB at 16, in the same 22 s (31.6 s with no cache). The variable is read
+#: when oneDNN builds its first primitive, so ``embedding_precision`` sets it unless the user has.
+ONEDNN_CACHE, ONEDNN_CACHE_SIZE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16"
 
 #: The default embedder, named as on the hub so pipelines stay portable.
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
@@ -34,5 +42,6 @@ def embedding_precision() -> contextlib.AbstractContextManager:
     from corpusqa.reader.model import cpu_has_bf16_matrix_units
 
     if cpu_has_bf16_matrix_units():
+        os.environ.setdefault(ONEDNN_CACHE, ONEDNN_CACHE_SIZE)
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()

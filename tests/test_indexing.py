@@ -464,3 +464,15 @@ def test_passages_are_embedded_in_bf16_on_cpus_with_amx_and_in_fp32_elsewhere(co
     probe = PrecisionProbe()
     index_paths([corpus["txt"]], store, embedder=probe, progress=False)
     assert [None if d is None else str(d) for d in probe.dtypes] == [expected]
+
+
+def test_bf16_embedding_bounds_onednn_s_cache_of_shapes_unless_the_user_set_it(monkeypatch):
+    from corpusqa.indexing.embedding import ONEDNN_CACHE, ONEDNN_CACHE_SIZE, embedding_precision
+
+    monkeypatch.setattr("corpusqa.reader.model.cpu_has_bf16_matrix_units", lambda: True)
+    monkeypatch.delenv(ONEDNN_CACHE, raising=False)
+    with embedding_precision():
+        assert os.environ[ONEDNN_CACHE] == ONEDNN_CACHE_SIZE
+    monkeypatch.setenv(ONEDNN_CACHE, "512")
+    with embedding_precision():
+        assert os.environ[ONEDNN_CACHE] == "512"

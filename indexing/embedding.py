@@ -10,7 +10,8 @@ from pathlib import Path
 #: sentence-transformers pads each batch to its longest passage, so at oneDNN's default capacity (1,024)
 #: a bf16 index run of 25k SQuAD passages peaked at 2.7 GB against 1.5 GB in fp32. On 3,362 of them:
 #: 1,772 MB at the default, 1,344 MB at 16, in the same 22 s (31.6 s with no cache). The variable is read
-#: when oneDNN builds its first primitive, so ``embedding_precision`` sets it unless the user has.
+#: when oneDNN builds its first primitive, so it bounds a process that starts with an index run. Not a
+#: querying one: there the bound cost the reader ~10 ms a question (62 against 72 ms, bm25 + reader).
 ONEDNN_CACHE, ONEDNN_CACHE_SIZE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16"
 
 #: The default embedder, named as on the hub so pipelines stay portable.
@@ -30,18 +31,19 @@ def local_model_path(name: str) -> str:
     return str(folder) if (folder / "config.json").is_file() else name
 
 
-def embedding_precision() -> contextlib.AbstractContextManager:
+def embedding_precision(index_run: bool = False) -> contextlib.AbstractContextManager:
     """bf16 autocast for the embedder on CPUs with AMX, a no-op elsewhere (without AMX, bf16 is slower
     than fp32 on a CPU; on CUDA the model runs as loaded). On this AMX Xeon all-MiniLM-L6-v2 embedded the
     2,067 SQuAD dev paragraphs in 14.3-15.2 s instead of 37.5-38.4 s, with vectors at cosine >= 0.9999 to
     fp32's and the same recall@1/5/10/20 of the gold paragraph for 1,000 dev questions (63.9/87.2/92.6/95.8),
     so stores indexed either way answer alike. The reader's hardware check decides, as for its own dtype
-    (imported here: only embedding needs torch)."""
+    (imported here: only embedding needs torch). ``index_run``: also bound oneDNN's cache (``ONEDNN_CACHE``)."""
     import torch
 
     from corpusqa.reader.model import cpu_has_bf16_matrix_units
 
     if cpu_has_bf16_matrix_units():
-        os.environ.setdefault(ONEDNN_CACHE, ONEDNN_CACHE_SIZE)
+        if index_run:
+            os.environ.setdefault(ONEDNN_CACHE, ONEDNN_CACHE_SIZE)  # unless the user has set it
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -138,7 +138,7 @@ class _BatchWriter:
             return 0
         batch, self.files, written, self.pending_passages = self.files, [], self.pending_passages, 0
         if self.embed:
-            with embedding_precision():
+            with embedding_precision(index_run=True):
                 embedded = iter(self._embedder().run([p for _, passages in batch for p in passages])["documents"])
             batch = [(record, [next(embedded) for _ in passages]) for record, passages in batch]
         self.store.replace_files(batch)

@@ -466,13 +466,18 @@ def test_passages_are_embedded_in_bf16_on_cpus_with_amx_and_in_fp32_elsewhere(co
     assert [None if d is None else str(d) for d in probe.dtypes] == [expected]
 
 
-def test_bf16_embedding_bounds_onednn_s_cache_of_shapes_unless_the_user_set_it(monkeypatch):
+def test_an_index_run_bounds_onednn_s_cache_of_shapes_unless_the_user_set_it(corpus, store, monkeypatch):
+    """Passages of every length make one oneDNN primitive each; the bound costs a querying process's reader
+    time, so only index runs set it."""
     from corpusqa.indexing.embedding import ONEDNN_CACHE, ONEDNN_CACHE_SIZE, embedding_precision
 
     monkeypatch.setattr("corpusqa.reader.model.cpu_has_bf16_matrix_units", lambda: True)
-    monkeypatch.delenv(ONEDNN_CACHE, raising=False)
+    monkeypatch.setenv(ONEDNN_CACHE, "")  # so that teardown restores the variable as it was
+    monkeypatch.delenv(ONEDNN_CACHE)
     with embedding_precision():
-        assert os.environ[ONEDNN_CACHE] == ONEDNN_CACHE_SIZE
+        assert ONEDNN_CACHE not in os.environ, "a question's embedding leaves it alone"
+    index_paths([corpus["txt"]], store, embedder=PrecisionProbe(), progress=False)
+    assert os.environ[ONEDNN_CACHE] == ONEDNN_CACHE_SIZE
     monkeypatch.setenv(ONEDNN_CACHE, "512")
-    with embedding_precision():
-        assert os.environ[ONEDNN_CACHE] == "512"
+    index_paths([corpus["md"]], store, embedder=PrecisionProbe(), progress=False)
+    assert os.environ[ONEDNN_CACHE] == "512"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import yaml
 from haystack import Document, Pipeline
 from haystack.dataclasses import ExtractedAnswer
+from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersTextEmbedder
 
 import corpusqa.reader  # noqa: F401  (registers corpusqa as trusted for Pipeline deserialization)
 from corpusqa.indexing.embedding import embedding_precision, local_model_path
@@ -50,6 +52,17 @@ class QueryPipeline:
     retrieval: Pipeline
     feeder: str
     reader: ExtractiveReader
+
+    @property
+    def retrieves_in_bf16(self) -> bool:
+        """Whether retrieval runs under ``embedding_precision``: only while the question embedder is the one
+        model in it (a component that loads one has ``warm_up``, by Haystack's convention), measured as good
+        in bf16 as in fp32. A re-ranker's cross-encoder is not measured, and a tiny one reorders passages in
+        bf16, so a pipeline with one runs as loaded."""
+        return all(
+            isinstance(component, SentenceTransformersTextEmbedder) or not hasattr(component, "warm_up")
+            for _, component in self.retrieval.walk()
+        )
 
 
 def source_label(passage: Document, offset: int, unknown: str) -> str:
@@ -145,7 +158,7 @@ def retrieve(
             own = getattr(pipeline.retrieval.get_component(name), "top_k", None)
             inputs["top_k"] = passages if name == pipeline.feeder or own is None else max(own, passages)
         data[name] = {key: value for key, value in inputs.items() if key in sockets and value is not None}
-    with embedding_precision():  # the question's embedding (and a re-ranker's, not measured in bf16)
+    with embedding_precision() if pipeline.retrieves_in_bf16 else contextlib.nullcontext():
         output = pipeline.retrieval.run(data, include_outputs_from={pipeline.feeder})
     return output[pipeline.feeder]["documents"]
 

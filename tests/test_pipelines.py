@@ -8,7 +8,7 @@ from haystack import Document
 from corpusqa.indexing.indexer import IndexSettings
 from corpusqa.indexing.store import EmbeddedDocumentStore
 from corpusqa.pipelines.cli import main
-from corpusqa.pipelines.query import RETRIEVERS, ask, load_query_pipeline, retrieve
+from corpusqa.pipelines.query import RETRIEVERS, add_reranker, ask, load_query_pipeline, retrieve
 
 PASSAGES = [
     ("rhine.txt", "txt", "The Rhine flows from the Swiss Alps to the North Sea through Germany and the Netherlands."),
@@ -144,3 +144,10 @@ def test_the_question_is_embedded_in_bf16_on_cpus_with_amx_and_in_fp32_elsewhere
     monkeypatch.setattr(embedder, "run", recorded)
     assert retrieve(pipeline, "Where does the Rhine flow?", passages=1)
     assert seen == [expected]
+
+
+def test_only_question_embedders_run_in_bf16_a_reranker_keeps_retrieval_as_loaded(store_dir, reader_settings):
+    for retriever in RETRIEVERS:
+        assert load_query_pipeline(retriever, store_dir, reader_settings).retrieves_in_bf16, retriever
+    reranking = add_reranker(load_query_pipeline("dense", store_dir, reader_settings), "a-cross-encoder")
+    assert not reranking.retrieves_in_bf16

@@ -11,7 +11,6 @@ from typing import Any
 import yaml
 from haystack import Document, Pipeline
 from haystack.dataclasses import ExtractedAnswer
-from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersTextEmbedder
 
 import corpusqa.reader  # noqa: F401  (registers corpusqa as trusted for Pipeline deserialization)
 from corpusqa.indexing.embedding import embedding_precision, local_model_path
@@ -59,10 +58,13 @@ class QueryPipeline:
         model in it (a component that loads one has ``warm_up``, by Haystack's convention), measured as good
         in bf16 as in fp32. A re-ranker's cross-encoder is not measured, and a tiny one reorders passages in
         bf16, so a pipeline with one runs as loaded."""
-        return all(
-            isinstance(component, SentenceTransformersTextEmbedder) or not hasattr(component, "warm_up")
-            for _, component in self.retrieval.walk()
-        )
+        models = [component for _, component in self.retrieval.walk() if hasattr(component, "warm_up")]
+        if not models:
+            return True
+        # imported here, not at start-up (sentence-transformers loads slowly): the models above loaded it
+        from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersTextEmbedder
+
+        return all(isinstance(model, SentenceTransformersTextEmbedder) for model in models)
 
 
 def source_label(passage: Document, offset: int, unknown: str) -> str:

@@ -7,6 +7,7 @@ every architecture alike.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -71,8 +72,10 @@ def inference_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cpu" and cpu_has_bf16_matrix_units() else torch.float32
 
 
+@functools.cache
 def cpu_has_bf16_matrix_units() -> bool:
-    """AMX tiles (Intel Sapphire Rapids and later) make bf16 matmuls faster than fp32 on the CPU."""
+    """AMX tiles (Intel Sapphire Rapids and later) make bf16 matmuls faster than fp32 on the CPU. Read once
+    per process: retrieval asks for every question."""
     try:
         return "amx_bf16" in Path("/proc/cpuinfo").read_text()
     except OSError:

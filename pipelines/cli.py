@@ -317,8 +317,6 @@ def _print_result(result) -> None:
         print(f"      {source_label(answer.document, answer.document_offset.start, unknown='?')}  {_marked(answer)}")
 
 
-
-
 def _stats(args: argparse.Namespace) -> int:
     from corpusqa.indexing.store.location import open_store
 

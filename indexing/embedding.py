@@ -35,8 +35,8 @@ def embedding_precision(index_run: bool = False) -> contextlib.AbstractContextMa
     """bf16 autocast for the embedder on CPUs with AMX, a no-op elsewhere (without AMX, bf16 is slower
     than fp32 on a CPU; on CUDA the model runs as loaded). On this AMX Xeon all-MiniLM-L6-v2 embedded the
     2,067 SQuAD dev paragraphs in 14.3-15.2 s instead of 37.5-38.4 s, with vectors at cosine >= 0.9999 to
-    fp32's and the same recall@1/5/10/20 of the gold paragraph for 1,000 dev questions (63.9/87.2/92.6/95.8),
-    so stores indexed either way answer alike. The reader's hardware check decides, as for its own dtype
+    fp32's and the same recall@1/5/10/20 of the gold paragraph for 1,000 dev questions (63.9/87.2/92.6/95.8;
+    ``benchmarks/embedding_precision.py``), so stores indexed either way answer alike. The reader's hardware check decides, as for its own dtype
     (imported here: only embedding needs torch). ``index_run``: also bound oneDNN's cache (``ONEDNN_CACHE``)."""
     import torch
 

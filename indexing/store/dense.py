@@ -22,8 +22,8 @@ shared, while HNSW stays at ~1 ms with recall@10 of 0.999 on embedding-like vect
 
 efSearch: those vectors were too easy for the graph. On benchmarks/store_scaling.py's vectors (real
 MiniLM neighbourhoods filled densely, real question vectors), recall@10 at efSearch 128 fell from 0.992
-at 100k to 0.962 at 300k and 0.906 at a million. At a million (``dense()`` one call at a time, the
-passages read from SQLite, quiet machine):
+at 100k to 0.962 at 300k and 0.906 at a million. At a million (``benchmarks/hnsw_ef_sweep.py`` on that
+store: ``dense()`` one call at a time, the passages read from SQLite, quiet machine):
 
     efSearch      64     128    256    384    512    768
     recall@10     0.853  0.906  0.954  0.970  0.975  0.994

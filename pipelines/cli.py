@@ -26,6 +26,7 @@ _TRAIN_FIELDS = {
     "max_seq_length": int, "doc_stride": int, "max_question_length": int, "learning_rate": float,
     "batch_size": int, "gradient_accumulation": int, "epochs": int, "warmup_ratio": float,
     "weight_decay": float, "seed": int, "limit": int, "max_steps": int, "negatives": float, "device": str,
+    "eval_file": Path, "eval_questions": int, "eval_every": int,
 }
 
 
@@ -120,10 +121,15 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--export-feedback", type=Path, metavar="FILE", help="write feedback as SQuAD 2.0 JSON and exit")
     ui.set_defaults(handler=_ui)
 
-    fit = commands.add_parser("train", help="fine-tune an encoder as an extractive reader on SQuAD-format data")
-    fit.add_argument("--train", type=Path, required=True, help="SQuAD-format training JSON")
-    fit.add_argument("--model", required=True, help="base encoder or QA model: hub id or folder")
-    fit.add_argument("--output", type=Path, required=True, help="folder for the fine-tuned model")
+    fit = commands.add_parser(
+        "train", help="fine-tune an encoder as an extractive reader on SQuAD-format data (resumable)"
+    )
+    fit.add_argument("--train", type=Path, help="SQuAD-format training JSON")
+    fit.add_argument("--model", help="base encoder or QA model: hub id or folder")
+    fit.add_argument("--output", type=Path, help="run folder: checkpoints, learning curve, then the fine-tuned model")
+    fit.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run from its newest checkpoint")
+    fit.add_argument("--time-budget", type=float, metavar="MINUTES", help="stop at a checkpoint after this long")
+    fit.add_argument("--checkpoint-minutes", type=float, default=15.0, help="minutes between checkpoints (default 15)")
     fit.add_argument("--dev", type=Path, help="SQuAD-format file to evaluate the final model on")
     fit.add_argument("--dev-limit", type=int, help="evaluate on the first N dev questions only")
     for name, field in _TRAIN_FIELDS.items():
@@ -381,20 +387,39 @@ def _train(args: argparse.Namespace) -> int:
     from corpusqa.reader import load_reader_model
     from corpusqa.reader.evaluation import evaluate_reader
     from corpusqa.reader.squad_metric import load_squad
-    from corpusqa.reader.training import train
+    from corpusqa.reader.training import StopControl, resume_config, train
 
-    config = replace(
-        _TRAIN_DEFAULTS,
-        train_file=args.train,
-        base_model=args.model,
-        output_dir=args.output,
-        **{name: getattr(args, name) for name in _TRAIN_FIELDS},
+    if args.resume is not None:
+        if args.train or args.model or args.output:
+            raise UsageError("--resume takes its settings from the run folder; drop --train, --model and --output")
+        config = resume_config(args.resume)
+    elif not (args.train and args.model and args.output):
+        raise UsageError("a new run needs --train, --model and --output (or --resume RUN_DIR)")
+    else:
+        config = replace(
+            _TRAIN_DEFAULTS,
+            train_file=args.train,
+            base_model=args.model,
+            output_dir=args.output,
+            **{name: getattr(args, name) for name in _TRAIN_FIELDS},
+        )
+    outcome = train(
+        config,
+        resume=args.resume is not None,
+        checkpoint_minutes=args.checkpoint_minutes,
+        stop=StopControl(args.time_budget),
     )
-    output = train(config)
-    print(f"model saved to {output}")
+    if not outcome.finished:
+        print(
+            f"stopped ({outcome.stop_reason}) at step {outcome.global_step} of {outcome.total_steps}; "
+            f"continue with: corpusqa train --resume {outcome.run_dir}"
+        )
+        return 0
+    print(f"model saved to {outcome.run_dir}")
     if args.dev is not None:
-        metrics = evaluate_reader(load_reader_model(output, device=args.device), load_squad(args.dev), limit=args.dev_limit)
-        (output / "dev_metrics.json").write_text(json.dumps({"data": str(args.dev), **metrics}, indent=2) + "\n")
+        reader = load_reader_model(outcome.run_dir, device=config.device)
+        metrics = evaluate_reader(reader, load_squad(args.dev), limit=args.dev_limit)
+        (outcome.run_dir / "dev_metrics.json").write_text(json.dumps({"data": str(args.dev), **metrics}, indent=2) + "\n")
         print(json.dumps(metrics, indent=2))
     return 0
 

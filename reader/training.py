@@ -10,7 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import random
+import shutil
+import signal
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -27,13 +31,28 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from .model import cpu_has_bf16_matrix_units
+from .checkpoint import (
+    RUN_FILE,
+    TrainingState,
+    append_curve_point,
+    latest_checkpoint,
+    load_checkpoint,
+    read_curve,
+    read_run_config,
+    save_checkpoint,
+    truncate_curve,
+    write_run_config,
+)
+from .core import ReadOptions
+from .evaluation import evaluate_reader
+from .model import ReaderModel, cpu_has_bf16_matrix_units, usable_positions
+from .squad_metric import SquadDataset, SquadExample, load_squad
 from .windows import PAD_MULTIPLE, truncate_questions
-from .squad_metric import SquadExample, load_squad
 
 TOKENIZE_CHUNK = 1000  # examples per fast-tokenizer call: large enough to use its threads, small enough for memory
 SORT_GROUP = 50  # batches per length-sorted group in the length-grouped sampler
 LOG_EVERY = 20  # optimizer steps between progress-bar loss updates (each update syncs the GPU)
+EVAL_SAMPLE_SEED = 0  # the dev sample of every learning curve is the same questions
 
 
 @dataclass
@@ -61,6 +80,11 @@ class TrainConfig:
     negatives: float = 0.0
     device: str = "auto"
     mixed_precision: bool = True
+    #: SQuAD-format file whose seeded sample of ``eval_questions`` questions is scored every ``eval_every``
+    #: optimizer steps and at the end (``curve.jsonl`` in the run folder): the run's learning curve.
+    eval_file: str | Path | None = None
+    eval_questions: int = 1000
+    eval_every: int = 500
 
 
 @dataclass(frozen=True)
@@ -268,6 +292,56 @@ def _make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.d
     return torch.optim.AdamW(groups, lr=config.learning_rate, fused=device.type == "cuda")
 
 
+class StopControl:
+    """Decides when a run stops before its last step: on SIGINT/SIGTERM, or when its time budget is spent.
+
+    The loop asks ``reached`` after every optimizer step and, when it says so, writes a checkpoint and returns.
+    A second SIGINT while that happens interrupts at once (the previous checkpoint stays whole).
+    """
+
+    def __init__(self, time_budget_minutes: float | None = None) -> None:
+        self.deadline = None if time_budget_minutes is None else time.monotonic() + 60 * time_budget_minutes
+        self.reason: str | None = None
+
+    def request(self, reason: str) -> None:
+        self.reason = self.reason or reason
+
+    def reached(self, global_step: int) -> bool:
+        if self.reason is None and self.deadline is not None and time.monotonic() >= self.deadline:
+            self.reason = "time budget spent"
+        return self.reason is not None
+
+    @contextlib.contextmanager
+    def signals(self) -> Iterator[None]:
+        """Turn SIGINT and SIGTERM into a stop request while the loop runs (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self.reason is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.request(signal.Signals(signum).name)
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """How a call to ``train`` ended: ``finished`` with the model in ``run_dir``, or stopped at a checkpoint."""
+
+    run_dir: Path
+    finished: bool
+    global_step: int
+    total_steps: int
+    stop_reason: str | None = None
+
+
 @dataclass
 class _Loop:
     """The moving parts of the optimisation loop, bundled so the epoch function stays readable."""
@@ -297,30 +371,38 @@ class _Loop:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
 
+    def micro_batch(self, features: Features, indices: np.ndarray) -> torch.Tensor:
+        """Forward and backward one micro-batch; returns its (unscaled) loss."""
+        batch = collate(features, indices, self.pad_values)
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        with self.autocast():
+            loss = self.model(**batch).loss
+        self.scaler.scale(loss / self.accumulation).backward()
+        return loss.detach().float()
 
-def _accumulation_groups(batches: list[np.ndarray], accumulation: int) -> Iterator[list[np.ndarray]]:
+    def snapshot(self, state: TrainingState) -> TrainingState:
+        """``state`` (positions and counters) completed with the current weights, optimizer and RNG states."""
+        state.model = self.model.state_dict()
+        state.optimizer = self.optimizer.state_dict()
+        state.scheduler = self.scheduler.state_dict()
+        state.scaler = self.scaler.state_dict()
+        state.torch_rng = torch.get_rng_state()
+        state.cuda_rng = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []
+        return state
+
+    def restore(self, state: TrainingState) -> None:
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.scheduler.load_state_dict(state.scheduler)
+        self.scaler.load_state_dict(state.scaler)
+        torch.set_rng_state(state.torch_rng)
+        if self.device.type == "cuda" and state.cuda_rng:
+            torch.cuda.set_rng_state_all(state.cuda_rng)
+
+
+def _accumulation_groups(batches: list[np.ndarray], accumulation: int) -> list[list[np.ndarray]]:
     """The micro-batches of each optimizer step; the last step of an epoch may have fewer."""
-    for lo in range(0, len(batches), accumulation):
-        yield batches[lo : lo + accumulation]
-
-
-def _run_epoch(loop: _Loop, features: Features, batches: list[np.ndarray], bar: tqdm) -> float:
-    """Train over the batches once; returns the mean micro-batch loss."""
-    loop.model.train()
-    total = torch.zeros((), device=loop.device)  # summed on the device: reading it every step would stall the GPU
-    for step, group in enumerate(_accumulation_groups(batches, loop.accumulation), start=1):
-        for indices in group:
-            batch = collate(features, indices, loop.pad_values)
-            batch = {k: v.to(loop.device, non_blocking=True) for k, v in batch.items()}
-            with loop.autocast():
-                loss = loop.model(**batch).loss
-            loop.scaler.scale(loss / loop.accumulation).backward()
-            total += loss.detach().float()
-        loop.step()
-        bar.update(1)
-        if step % LOG_EVERY == 0:
-            bar.set_postfix(loss=f"{total.item() / (step * loop.accumulation):.4f}")
-    return total.item() / len(batches)
+    return [batches[lo : lo + accumulation] for lo in range(0, len(batches), accumulation)]
 
 
 def _save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
@@ -349,10 +431,74 @@ def _load_model(config: TrainConfig, device: torch.device) -> PreTrainedModel:
     return model.to(device)
 
 
-def train(config: TrainConfig, progress: bool = True) -> Path:
-    """Fine-tune `config.base_model` on `config.train_file`; returns the output folder holding the final model."""
-    started = time.perf_counter()
-    output_dir = Path(config.output_dir)
+def config_to_json(config: TrainConfig) -> dict:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
+
+
+def resume_config(run_dir: str | Path) -> TrainConfig:
+    """The ``TrainConfig`` a run folder was started with (``run.json``)."""
+    return TrainConfig(**read_run_config(Path(run_dir)))
+
+
+class _DevSample:
+    """A fixed, seeded sample of dev questions on which the run measures F1 as it trains: its learning curve."""
+
+    def __init__(self, config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> None:
+        dataset = load_squad(config.eval_file)
+        chosen = sorted(random.Random(EVAL_SAMPLE_SEED).sample(range(len(dataset.examples)),
+                                                               min(config.eval_questions, len(dataset.examples))))
+        self.dataset = SquadDataset(version=dataset.version, examples=[dataset.examples[i] for i in chosen])
+        self.tokenizer = tokenizer
+        self.options = ReadOptions(
+            max_seq_length=config.max_seq_length, doc_stride=config.doc_stride,
+            max_question_length=config.max_question_length,
+        )
+
+    def measure(self, loop: _Loop) -> dict[str, float]:
+        """EM and F1 of the model as it stands, read as users read (``read``), under the training autocast."""
+        reader = ReaderModel(
+            name="training", model=loop.model, tokenizer=self.tokenizer, device=loop.device,
+            max_positions=usable_positions(loop.model.config, self.tokenizer), no_answer_threshold=None,
+        )
+        loop.model.eval()
+        try:
+            with loop.autocast():
+                metrics = evaluate_reader(reader, self.dataset, self.options, progress=False)
+        finally:
+            loop.model.train()
+        return {"exact": metrics["exact"], "f1": metrics["f1"]}
+
+
+def train(
+    config: TrainConfig,
+    progress: bool = True,
+    *,
+    resume: bool = False,
+    checkpoint_minutes: float = 15.0,
+    stop: StopControl | None = None,
+) -> TrainOutcome:
+    """Fine-tune ``config.base_model`` on ``config.train_file`` in the run folder ``config.output_dir``.
+
+    Parameters:
+        config: the run's settings; recorded in ``run.json`` so that a resume needs only the folder.
+        progress: show a progress bar.
+        resume: continue from the folder's newest checkpoint (refused when it has none); without it, a folder
+            that already holds a checkpoint is refused rather than overwritten.
+        checkpoint_minutes: write a checkpoint after the first step that ends this long after the previous one.
+        stop: when to stop early (signals, time budget); a stop writes a checkpoint first.
+
+    Returns how the call ended. A finished run leaves the model (a standard Hugging Face folder) in
+    ``config.output_dir``, with ``training_args.json`` and, per finished epoch, ``epoch-N/``.
+    """
+    stop = stop or StopControl()
+    run_dir = Path(config.output_dir)
+    found = latest_checkpoint(run_dir)
+    if resume and found is None:
+        raise ValueError(f"{run_dir}: no checkpoint to resume from")
+    if not resume and found is not None:
+        raise ValueError(f"{run_dir} holds a run checkpointed at {found.name}: continue it with --resume {run_dir}")
+    if resume and read_run_config(run_dir) != config_to_json(config):
+        raise ValueError(f"{run_dir}: the settings differ from the run's {RUN_FILE}; resume with the recorded ones")
     device = _resolve_device(config.device)
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
     if not tokenizer.is_fast:
@@ -361,6 +507,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     features = make_features(tokenizer, examples, config.max_seq_length, config.doc_stride, config.max_question_length)
     if not len(features):
         raise ValueError(f"{config.train_file}: no training examples")
+    dev_sample = _DevSample(config, tokenizer) if config.eval_file else None
     model = _load_model(config, device)
     optimizer = _make_optimizer(model, config, device)
     generator = torch.Generator().manual_seed(config.seed)
@@ -380,28 +527,98 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         max_grad_norm=config.max_grad_norm,
         pad_values={"input_ids": tokenizer.pad_token_id, "token_type_ids": tokenizer.pad_token_type_id},
     )
-    epoch_losses = []
-    with tqdm(total=total_steps, desc="training", unit="step", disable=not progress) as bar:
-        for epoch in range(1, config.epochs + 1):
-            remaining = total_steps - (epoch - 1) * steps_per_epoch
-            if remaining <= 0:
-                break
+    if found is not None:
+        state = load_checkpoint(found)
+        loop.restore(state)
+        truncate_curve(run_dir, state.global_step)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_run_config(run_dir, config_to_json(config))
+        state = TrainingState(
+            model={}, optimizer={}, scheduler={}, scaler={}, epoch=1, step_in_epoch=0, global_step=0,
+            epoch_generator=generator.get_state(), torch_rng=torch.get_rng_state(),
+        )
+
+    def checkpoint() -> None:
+        save_checkpoint(run_dir, loop.snapshot(state))
+
+    loop.model.train()
+    last_checkpoint = time.monotonic()
+    with stop.signals(), tqdm(
+        total=total_steps, initial=state.global_step, desc="training", unit="step", disable=not progress
+    ) as bar:
+        while state.epoch <= config.epochs and state.global_step < total_steps:
+            generator.set_state(state.epoch_generator)
             batches = length_grouped_batches(features.lengths, config.batch_size, generator)
+            remaining = total_steps - (state.epoch - 1) * steps_per_epoch
             batches = batches[: remaining * config.gradient_accumulation]
-            epoch_losses.append(_run_epoch(loop, features, batches, bar))
-            bar.set_postfix(loss=f"{epoch_losses[-1]:.4f}")
-            _save(model, tokenizer, output_dir / f"checkpoint-epoch-{epoch}")
-    _save(model, tokenizer, output_dir)
+            groups = _accumulation_groups(batches, config.gradient_accumulation)
+            for group in groups[state.step_in_epoch :]:
+                began = time.perf_counter()
+                loss = sum(loop.micro_batch(features, indices) for indices in group)
+                loop.step()
+                state.epoch_loss_sum += float(loss)
+                state.train_seconds += time.perf_counter() - began
+                state.step_in_epoch += 1
+                state.global_step += 1
+                bar.update(1)
+                if state.global_step % LOG_EVERY == 0:
+                    bar.set_postfix(loss=f"{state.epoch_loss_sum / (state.step_in_epoch * config.gradient_accumulation):.4f}")
+                if dev_sample and config.eval_every and state.global_step % config.eval_every == 0:
+                    _record_point(run_dir, state, dev_sample.measure(loop), total_steps)
+                if state.step_in_epoch == len(groups):
+                    break
+                if stop.reached(state.global_step):
+                    checkpoint()
+                    return TrainOutcome(run_dir, False, state.global_step, total_steps, stop.reason)
+                if time.monotonic() - last_checkpoint >= 60 * checkpoint_minutes:
+                    checkpoint()
+                    last_checkpoint = time.monotonic()
+            state.epoch_losses.append(state.epoch_loss_sum / len(batches))
+            bar.set_postfix(loss=f"{state.epoch_losses[-1]:.4f}")
+            _save(model, tokenizer, run_dir / f"epoch-{state.epoch}")
+            state.epoch += 1
+            state.step_in_epoch = 0
+            state.epoch_loss_sum = 0.0
+            state.epoch_generator = generator.get_state()
+            if state.global_step < total_steps and stop.reached(state.global_step):
+                checkpoint()
+                return TrainOutcome(run_dir, False, state.global_step, total_steps, stop.reason)
+    if dev_sample and not (config.eval_every and state.global_step % config.eval_every == 0):
+        _record_point(run_dir, state, dev_sample.measure(loop), total_steps)
+    _finish(config, loop, tokenizer, state, len(examples), len(features), total_steps)
+    return TrainOutcome(run_dir, True, state.global_step, total_steps)
+
+
+def _record_point(run_dir: Path, state: TrainingState, metrics: dict[str, float], total_steps: int) -> None:
+    """One point of the learning curve: dev-sample scores against steps and training hours, with the load."""
+    append_curve_point(run_dir, {
+        "step": state.global_step,
+        "of_steps": total_steps,
+        "train_seconds": round(state.train_seconds, 2),
+        "loss": round(state.epoch_loss_sum / max(state.step_in_epoch, 1), 4),
+        **{k: round(v, 2) for k, v in metrics.items()},
+        "load_average": round(os.getloadavg()[0], 2),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    })
+
+
+def _finish(config, loop, tokenizer, state, num_examples, num_features, total_steps) -> None:
+    """Save the final model and the run's summary, then drop the checkpoints: a finished run is not resumed."""
+    run_dir = Path(config.output_dir)
+    _save(loop.model, tokenizer, run_dir)
     summary = {
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
-        "device": str(device),
-        "autocast_dtype": str(amp_dtype) if amp_dtype else None,
-        "num_examples": len(examples),
-        "num_features": len(features),
+        "config": config_to_json(config),
+        "device": str(loop.device),
+        "autocast_dtype": str(loop.amp_dtype) if loop.amp_dtype else None,
+        "num_examples": num_examples,
+        "num_features": num_features,
         "optimizer_steps": total_steps,
-        "epoch_losses": epoch_losses,
-        "final_loss": epoch_losses[-1],
-        "wall_time_s": round(time.perf_counter() - started, 2),
+        "epoch_losses": state.epoch_losses,
+        "final_loss": state.epoch_losses[-1] if state.epoch_losses else None,
+        "train_seconds": round(state.train_seconds, 2),
+        "learning_curve": read_curve(run_dir),
     }
-    (output_dir / "training_args.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    return output_dir
+    (run_dir / "training_args.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    while (found := latest_checkpoint(run_dir)) is not None:
+        shutil.rmtree(found)

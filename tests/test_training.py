@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +16,19 @@ from tiny_models import build_tiny_model
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, BertModel
 
 from corpusqa.reader.squad_metric import SquadExample, load_squad
+from corpusqa.reader.checkpoint import latest_checkpoint, read_curve
 from corpusqa.reader.training import (
+    StopControl,
     TrainConfig,
     TrainExample,
     article_paragraphs,
     collate,
+    config_to_json,
     length_grouped_batches,
     make_features,
     make_negatives,
     to_train_examples,
+    resume_config,
     train,
 )
 
@@ -147,7 +154,7 @@ def _batch_loss(model_dir: Path, batch: dict[str, torch.Tensor]) -> float:
 
 def test_training_decreases_the_loss(tiny_model, tokenizer, records, tmp_path):
     config = _config(tiny_model, tmp_path / "run", epochs=3)
-    out = train(config, progress=False)
+    out = train(config, progress=False).run_dir
     features = make_features(tokenizer, to_train_examples(records[:200]), 128, 64, 64)
     batch = collate(features, np.arange(64), {"input_ids": tokenizer.pad_token_id})
     assert _batch_loss(out, batch) < 0.8 * _batch_loss(tiny_model, batch)
@@ -159,24 +166,24 @@ def test_output_is_a_standard_qa_folder_even_from_a_plain_encoder(tiny_model, tm
     encoder = tmp_path / "encoder"  # no QA head: training must add one
     BertModel.from_pretrained(tiny_model).save_pretrained(encoder)
     AutoTokenizer.from_pretrained(tiny_model).save_pretrained(encoder)
-    out = train(_config(encoder, tmp_path / "run", epochs=2, limit=60, negatives=0.5), progress=False)
+    out = train(_config(encoder, tmp_path / "run", epochs=2, limit=60, negatives=0.5), progress=False).run_dir
 
     model = AutoModelForQuestionAnswering.from_pretrained(out)
     tok = AutoTokenizer.from_pretrained(out)
     assert model.config.architectures == ["BertForQuestionAnswering"]
     assert (out / "model.safetensors").exists() and tok.is_fast
-    assert (out / "checkpoint-epoch-1" / "model.safetensors").exists()
-    assert (out / "checkpoint-epoch-2" / "config.json").exists()
+    assert (out / "epoch-1" / "model.safetensors").exists()
+    assert (out / "epoch-2" / "config.json").exists()
     summary = json.loads((out / "training_args.json").read_text())
     assert summary["config"]["limit"] == 60 and summary["num_examples"] > 60  # the negatives were added
     assert summary["num_features"] >= summary["num_examples"]
-    assert summary["wall_time_s"] > 0 and len(summary["epoch_losses"]) == 2
+    assert summary["train_seconds"] > 0 and len(summary["epoch_losses"]) == 2
 
 
 def test_same_seed_gives_identical_weights(tiny_model, tmp_path):
     def weights(name: str, seed: int) -> dict[str, torch.Tensor]:
         config = _config(tiny_model, tmp_path / name, limit=40, batch_size=8, gradient_accumulation=2, seed=seed)
-        return load_file(train(config, progress=False) / "model.safetensors")
+        return load_file(train(config, progress=False).run_dir / "model.safetensors")
 
     first, second, other = weights("a", 1), weights("b", 1), weights("c", 2)
     assert first.keys() == second.keys()
@@ -185,7 +192,103 @@ def test_same_seed_gives_identical_weights(tiny_model, tmp_path):
 
 
 def test_max_steps_stops_the_run_there(tiny_model, tmp_path):
-    out = train(_config(tiny_model, tmp_path / "run", epochs=3, limit=100, batch_size=8, max_steps=5), progress=False)
+    out = train(_config(tiny_model, tmp_path / "run", epochs=3, limit=100, batch_size=8, max_steps=5), progress=False).run_dir
     summary = json.loads((out / "training_args.json").read_text())
     assert summary["optimizer_steps"] == 5 and len(summary["epoch_losses"]) == 1
     assert (out / "model.safetensors").exists()
+
+
+class _StopAfter(StopControl):
+    """Stops the run after a given optimizer step, as a signal or a spent time budget would."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+
+    def reached(self, global_step: int) -> bool:
+        if global_step >= self.step:
+            self.request("test")
+        return super().reached(global_step)
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / "model.safetensors")
+
+
+@pytest.mark.parametrize("stops", [[3], [12], [2, 13, 20]], ids=["mid-epoch", "at-epoch-end", "three-times"])
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one_bit_for_bit(tiny_model, tmp_path, stops):
+    # 12 steps an epoch (batches of 8, accumulation 2, the last step short), 2 epochs, dropout on, negatives mixed in
+    settings = dict(limit=50, batch_size=8, gradient_accumulation=2, epochs=2, negatives=0.3, seed=3)
+    whole = train(_config(tiny_model, tmp_path / "whole", **settings), progress=False)
+    assert whole.finished and whole.total_steps == 24
+
+    config = _config(tiny_model, tmp_path / "pieces", **settings)
+    outcome = train(config, progress=False, stop=_StopAfter(stops[0]))
+    for done, step in zip(stops, stops[1:] + [None]):
+        assert not outcome.finished and outcome.global_step == done
+        outcome = train(config, progress=False, resume=True, stop=_StopAfter(step) if step else None)
+    assert outcome.finished and outcome.global_step == 24
+
+    expected, got = _weights(whole.run_dir), _weights(outcome.run_dir)
+    assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+    summaries = [json.loads((r / "training_args.json").read_text()) for r in (whole.run_dir, outcome.run_dir)]
+    assert summaries[0]["epoch_losses"] == summaries[1]["epoch_losses"]
+    assert not list(outcome.run_dir.glob("checkpoint-*"))  # a finished run keeps no checkpoint
+
+
+def test_a_stop_leaves_one_whole_checkpoint_and_the_run_config(tiny_model, tmp_path):
+    config = _config(tiny_model, tmp_path / "run", limit=50, batch_size=8)
+    outcome = train(config, progress=False, stop=_StopAfter(2))
+    assert not outcome.finished and outcome.stop_reason == "test"
+    assert [p.name for p in outcome.run_dir.glob("checkpoint-*")] == ["checkpoint-0000002"]
+    assert config_to_json(resume_config(outcome.run_dir)) == config_to_json(config)
+
+
+def test_a_run_with_a_checkpoint_is_never_restarted_and_resume_needs_one(tiny_model, tmp_path):
+    config = _config(tiny_model, tmp_path / "run", limit=50, batch_size=8)
+    with pytest.raises(ValueError, match="no checkpoint to resume"):
+        train(config, progress=False, resume=True)
+    train(config, progress=False, stop=_StopAfter(1))
+    with pytest.raises(ValueError, match="--resume"):
+        train(config, progress=False)
+    with pytest.raises(ValueError, match="settings differ"):
+        train(replace(config, learning_rate=1.0), progress=False, resume=True)
+
+
+def test_the_time_budget_stops_at_a_checkpoint(tiny_model, tmp_path):
+    outcome = train(_config(tiny_model, tmp_path / "run", limit=50, batch_size=8), progress=False,
+                    stop=StopControl(time_budget_minutes=0))
+    assert not outcome.finished and outcome.global_step == 1 and outcome.stop_reason == "time budget spent"
+    assert latest_checkpoint(outcome.run_dir).name == "checkpoint-0000001"
+
+
+def test_sigterm_stops_at_a_checkpoint(tiny_model, tmp_path):
+    class _SignalAtStep(StopControl):
+        def reached(self, global_step: int) -> bool:
+            if global_step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().reached(global_step)
+
+    outcome = train(_config(tiny_model, tmp_path / "run", limit=50, batch_size=8), progress=False,
+                    stop=_SignalAtStep())
+    assert not outcome.finished and outcome.stop_reason == "SIGTERM" and outcome.global_step == 2
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is only there while training
+
+
+def test_a_half_written_checkpoint_is_ignored(tiny_model, tmp_path):
+    config = _config(tiny_model, tmp_path / "run", limit=50, batch_size=8)
+    train(config, progress=False, stop=_StopAfter(1))
+    (config.output_dir / "checkpoint-0000005.tmp").mkdir()  # a process killed while writing step 5
+    assert latest_checkpoint(config.output_dir).name == "checkpoint-0000001"
+    assert train(config, progress=False, resume=True).finished
+
+
+def test_the_learning_curve_scores_a_fixed_dev_sample(tiny_model, tmp_path):
+    config = _config(tiny_model, tmp_path / "run", limit=50, batch_size=8, epochs=2, eval_file=SQUAD_TRAIN,
+                     eval_questions=20, eval_every=10)
+    train(config, progress=False, stop=_StopAfter(7))
+    assert train(config, progress=False, resume=True).total_steps == 36
+    curve = read_curve(config.output_dir)
+    assert [p["step"] for p in curve] == [10, 20, 30, 36]  # every 10 steps, and at the end
+    assert all(0 <= p["f1"] <= 100 and p["train_seconds"] > 0 for p in curve)
+    assert json.loads((config.output_dir / "training_args.json").read_text())["learning_curve"] == curve

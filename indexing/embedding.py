@@ -36,13 +36,13 @@ def embedding_precision(index_run: bool = False) -> contextlib.AbstractContextMa
     than fp32 on a CPU; on CUDA the model runs as loaded). On this AMX Xeon all-MiniLM-L6-v2 embedded the
     2,067 SQuAD dev paragraphs in 14.3-15.2 s instead of 37.5-38.4 s, with vectors at cosine >= 0.9999 to
     fp32's and the same recall@1/5/10/20 of the gold paragraph for 1,000 dev questions (63.9/87.2/92.6/95.8;
-    ``benchmarks/embedding_precision.py``), so stores indexed either way answer alike. The reader's hardware check decides, as for its own dtype
+    ``benchmarks/embedding_precision.py``), so stores indexed either way answer alike. The hardware module decides, as for the reader's dtype
     (imported here: only embedding needs torch). ``index_run``: also bound oneDNN's cache (``ONEDNN_CACHE``)."""
     import torch
 
-    from corpusqa.reader.model import cpu_has_bf16_matrix_units
+    from corpusqa.reader.hardware import embeds_in_bf16
 
-    if cpu_has_bf16_matrix_units():
+    if embeds_in_bf16(torch.device("cpu")):
         if index_run:
             os.environ.setdefault(ONEDNN_CACHE, ONEDNN_CACHE_SIZE)  # unless the user has set it
         return torch.autocast("cpu", dtype=torch.bfloat16)

@@ -7,7 +7,6 @@ every architecture alike.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from tokenizers import normalizers
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, PreTrainedModel
 
 from corpusqa.models import BUILTIN_READERS
+
+from .hardware import inference_dtype, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -51,35 +52,8 @@ class ReaderModel:
         return list(self.tokenizer.model_input_names)
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-#: Names accepted for ``dtype`` (CLI, YAML); "auto" picks by hardware (``inference_dtype``).
+#: Names accepted for ``dtype`` (CLI, YAML); "auto" picks by hardware (``hardware.inference_dtype``).
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def inference_dtype(device: torch.device) -> torch.dtype:
-    """Half precision where the hardware has fast matrix units for it (CUDA; CPUs with AMX), else fp32.
-
-    Without AMX, bf16 matmuls on a CPU are slower than fp32, so fp32 stays. On an AMX CPU bf16 is about
-    twice as fast (benchmarks/reader_speed.py) and changes top answers very rarely.
-    """
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if device.type == "cpu" and cpu_has_bf16_matrix_units() else torch.float32
-
-
-@functools.cache
-def cpu_has_bf16_matrix_units() -> bool:
-    """AMX tiles (Intel Sapphire Rapids and later) make bf16 matmuls faster than fp32 on the CPU. Read once
-    per process: retrieval asks for every question."""
-    try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:

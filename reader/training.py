@@ -45,7 +45,8 @@ from .checkpoint import (
 )
 from .core import ReadOptions
 from .evaluation import evaluate_reader
-from .model import ReaderModel, cpu_has_bf16_matrix_units, usable_positions
+from .hardware import resolve_device, training_autocast_dtype
+from .model import ReaderModel, usable_positions
 from .squad_metric import SquadDataset, SquadExample, load_squad
 from .windows import PAD_MULTIPLE, truncate_questions
 
@@ -266,22 +267,6 @@ def collate(features: Features, indices: np.ndarray, pad_values: Mapping[str, in
     return batch
 
 
-def _resolve_device(name: str) -> torch.device:
-    """'auto' means the GPU when there is one."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def _autocast_dtype(device: torch.device, mixed_precision: bool) -> torch.dtype | None:
-    """bf16 where the hardware has bf16 matrix units (CUDA, CPUs with AMX), fp16 on older GPUs, else fp32."""
-    if not mixed_precision:
-        return None
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if device.type == "cpu" and cpu_has_bf16_matrix_units() else None
-
-
 def _make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices only: decaying biases and LayerNorm gains only hurts."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -357,7 +342,7 @@ class _Loop:
     pad_values: dict[str, int]
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """Mixed precision where ``_autocast_dtype`` chose it, a no-op otherwise."""
+        """Mixed precision where ``hardware.training_autocast_dtype`` chose it, a no-op otherwise."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
@@ -499,7 +484,7 @@ def train(
         raise ValueError(f"{run_dir} holds a run checkpointed at {found.name}: continue it with --resume {run_dir}")
     if resume and read_run_config(run_dir) != config_to_json(config):
         raise ValueError(f"{run_dir}: the settings differ from the run's {RUN_FILE}; resume with the recorded ones")
-    device = _resolve_device(config.device)
+    device = resolve_device(config.device)
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
     if not tokenizer.is_fast:
         raise ValueError(f"{config.base_model}: span labelling needs a fast tokenizer (character offsets)")
@@ -515,7 +500,7 @@ def train(
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
-    amp_dtype = _autocast_dtype(device, config.mixed_precision)
+    amp_dtype = training_autocast_dtype(device, config.mixed_precision)
     loop = _Loop(
         model=model,
         optimizer=optimizer,

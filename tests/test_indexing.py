@@ -28,6 +28,7 @@ from corpusqa.indexing.convert import ConversionError, convert, discover
 from corpusqa.indexing.indexer import IndexSettings, index_paths, indexing_pipeline
 from corpusqa.indexing.split import PassageSplitter
 from corpusqa.indexing.store import EmbeddedDocumentStore
+from corpusqa.reader.hardware import CpuFeatures
 
 TITLES = {"pdf": PDF_TITLE, "docx": DOCX_TITLE, "html": HTML_TITLE, "md": MARKDOWN_HEADING, "txt": "rhine"}
 PASSAGE_META = {"file_path", "file_name", "file_type", "title", "source_id", "split_id", "split_idx_start"}
@@ -460,7 +461,7 @@ class PrecisionProbe:
 
 @pytest.mark.parametrize(("amx", "expected"), [(True, "torch.bfloat16"), (False, None)])
 def test_passages_are_embedded_in_bf16_on_cpus_with_amx_and_in_fp32_elsewhere(corpus, store, monkeypatch, amx, expected):
-    monkeypatch.setattr("corpusqa.reader.model.cpu_has_bf16_matrix_units", lambda: amx)
+    monkeypatch.setattr("corpusqa.reader.hardware.cpu_features", lambda: CpuFeatures(amx_bf16=amx))
     probe = PrecisionProbe()
     index_paths([corpus["txt"]], store, embedder=probe, progress=False)
     assert [None if d is None else str(d) for d in probe.dtypes] == [expected]
@@ -471,7 +472,7 @@ def test_an_index_run_bounds_onednn_s_cache_of_shapes_unless_the_user_set_it(cor
     time, so only index runs set it."""
     from corpusqa.indexing.embedding import ONEDNN_CACHE, ONEDNN_CACHE_SIZE, embedding_precision
 
-    monkeypatch.setattr("corpusqa.reader.model.cpu_has_bf16_matrix_units", lambda: True)
+    monkeypatch.setattr("corpusqa.reader.hardware.cpu_features", lambda: CpuFeatures(amx_bf16=True))
     monkeypatch.setenv(ONEDNN_CACHE, "")  # so that teardown restores the variable as it was
     monkeypatch.delenv(ONEDNN_CACHE)
     with embedding_precision():

@@ -9,6 +9,7 @@ from corpusqa.indexing.indexer import IndexSettings
 from corpusqa.indexing.store import EmbeddedDocumentStore
 from corpusqa.pipelines.cli import main
 from corpusqa.pipelines.query import RETRIEVERS, add_reranker, ask, load_query_pipeline, retrieve
+from corpusqa.reader.hardware import CpuFeatures
 
 PASSAGES = [
     ("rhine.txt", "txt", "The Rhine flows from the Swiss Alps to the North Sea through Germany and the Netherlands."),
@@ -132,7 +133,7 @@ def test_the_question_is_embedded_in_bf16_on_cpus_with_amx_and_in_fp32_elsewhere
                                                                                  monkeypatch, amx, expected):
     import torch
 
-    monkeypatch.setattr("corpusqa.reader.model.cpu_has_bf16_matrix_units", lambda: amx)
+    monkeypatch.setattr("corpusqa.reader.hardware.cpu_features", lambda: CpuFeatures(amx_bf16=amx))
     pipeline = load_query_pipeline("dense", store_dir, reader_settings)
     embedder = pipeline.retrieval.get_component("embedder")
     seen, original = [], embedder.run

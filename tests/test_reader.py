@@ -212,10 +212,10 @@ def test_model_without_model_max_length_uses_its_position_limit(tmp_path):
 def test_dtype_is_chosen_by_hardware_unless_named(tiny_models):
     import torch
 
-    from corpusqa.reader.model import cpu_has_bf16_matrix_units
+    from corpusqa.reader.hardware import cpu_features
 
     auto = load_reader_model(tiny_models["electra"], device="cpu")
-    expected = torch.bfloat16 if cpu_has_bf16_matrix_units() else torch.float32
+    expected = torch.bfloat16 if cpu_features().amx_bf16 else torch.float32
     assert next(auto.model.parameters()).dtype == expected
     named = load_reader_model(tiny_models["electra"], device="cpu", dtype="float32")
     assert next(named.model.parameters()).dtype == torch.float32

@@ -1,0 +1,95 @@
+"""The one place that decides where models run and in which precision: device, dtypes and CPU features.
+
+Reading (the reader), embedding (the indexer and query retrieval) and training all ask here, so a policy changes in
+one place. CPU features are read once per process from /proc/cpuinfo and narrowed by ``ONEDNN_MAX_CPU_ISA``: when a
+user (or a benchmark) caps oneDNN at an instruction set, the features above it are treated as absent, because the
+matrix kernels will not use them.
+
+Measured policies (benchmarks/reader_speed.py, benchmarks/train_step.py; numbers in docs/performance.md):
+  * Inference runs in bf16 on CPUs with AMX tiles, where it is about twice as fast as fp32. Without AMX it stays
+    fp32 unless a measurement says otherwise.
+  * Training autocasts to bf16 on CPUs with bf16 arithmetic (AMX, or AVX-512 BF16 as on AMD Zen 4): a MiniLM step
+    took 4.48 s in bf16 against 6.87 s in fp32 on a 2-core Zen 4. Master weights stay fp32.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+#: oneDNN's instruction-set caps (ONEDNN_MAX_CPU_ISA), lowest first, and the CPU flags each one admits.
+_ISA_ORDER = ["SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_CORE_BF16",
+              "AVX10_1_512", "AVX512_CORE_AMX", "AVX10_1_512_AMX", "AVX512_CORE_AMX_FP16", "AVX10_2_512",
+              "AVX10_2_512_AMX_2", "DEFAULT", "ALL"]
+_LOWEST_ISA_FOR = {"avx2": "AVX2", "avx512_vnni": "AVX512_CORE_VNNI", "avx512_bf16": "AVX512_CORE_BF16",
+                   "amx_bf16": "AVX512_CORE_AMX"}
+
+
+@dataclass(frozen=True)
+class CpuFeatures:
+    """The CPU's vector and matrix features that change which precision is fastest."""
+
+    avx2: bool = False
+    avx512_vnni: bool = False  # int8 dot products
+    avx512_bf16: bool = False  # bf16 dot products (Cooper Lake, AMD Zen 4 and later)
+    amx_bf16: bool = False  # bf16 matrix tiles (Intel Sapphire Rapids and later)
+
+    @property
+    def bf16_arithmetic(self) -> bool:
+        """bf16 matmuls run faster than fp32 ones (dot-product instructions or tiles)."""
+        return self.amx_bf16 or self.avx512_bf16
+
+
+def parse_cpu_features(cpuinfo: str, max_isa: str | None) -> CpuFeatures:
+    """Features from /proc/cpuinfo's flags, without those above the oneDNN cap ``max_isa`` (None: no cap)."""
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            break
+    cap = _ISA_ORDER.index(max_isa.upper()) if max_isa and max_isa.upper() in _ISA_ORDER else len(_ISA_ORDER)
+    allowed = {flag: flag in flags and _ISA_ORDER.index(isa) <= cap for flag, isa in _LOWEST_ISA_FOR.items()}
+    return CpuFeatures(**allowed)
+
+
+@functools.cache
+def cpu_features() -> CpuFeatures:
+    """This machine's features, read once per process (retrieval asks for every question)."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return CpuFeatures()
+    return parse_cpu_features(cpuinfo, os.environ.get("ONEDNN_MAX_CPU_ISA"))
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """'auto' (or None) means the GPU when there is one, else the CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def inference_dtype(device: torch.device) -> torch.dtype:
+    """Half precision where the hardware has fast matrix units for it (CUDA; CPUs with AMX), else fp32."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if device.type == "cpu" and cpu_features().amx_bf16 else torch.float32
+
+
+def embeds_in_bf16(device: torch.device) -> bool:
+    """Whether sentence embedding on ``device`` runs under bf16 autocast (the CPU rule of ``inference_dtype``)."""
+    return device.type == "cpu" and inference_dtype(device) == torch.bfloat16
+
+
+def training_autocast_dtype(device: torch.device, mixed_precision: bool = True) -> torch.dtype | None:
+    """Autocast dtype for training: bf16 on CUDA with bf16 and on CPUs with bf16 arithmetic, fp16 on older GPUs,
+    None (fp32) otherwise."""
+    if not mixed_precision:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if device.type == "cpu" and cpu_features().bf16_arithmetic else None

@@ -15,11 +15,12 @@ from pathlib import Path
 import corpusqa.indexing.store as store_module
 import numpy as np
 import pytest
-from corpusqa.indexing.store import EmbeddedDocumentStore, FileRecord
+from corpusqa.indexing.store import EmbeddedDocumentStore, FileRecord, StoreError
 from corpusqa.indexing.store import dense as dense_module
 from corpusqa.indexing.store import folders as store_folders
 from corpusqa.indexing.store import keyword as keyword_module
 from corpusqa.indexing.store.keyword import KeywordIndex
+from corpusqa.indexing.store.maintenance import check_store, repair_store
 from haystack import Document, Pipeline
 from haystack.components.writers import DocumentWriter
 from haystack.dataclasses import ByteStream
@@ -461,7 +462,7 @@ def test_a_reader_far_behind_a_bulk_run_serves_its_indexes_until_the_run_ends(co
 _BULK_WRITER = """
 import os, signal, sys
 from haystack import Document
-from corpusqa.indexing.store import EmbeddedDocumentStore, FileRecord
+from corpusqa.indexing.store import EmbeddedDocumentStore, FileRecord, StoreError
 
 store = EmbeddedDocumentStore(sys.argv[1])
 with store.bulk():
@@ -550,6 +551,161 @@ def test_unreadable_index_files_are_rebuilt(corpus):
         assert answers(reopened) == expected
 
 
+# -- identity and integrity -----------------------------------------------------------------------------
+
+
+def index_folders(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir() if p.is_dir() and p.name.startswith(("bm25-", "dense-")))
+
+
+def test_index_folders_left_by_another_database_are_rebuilt_not_loaded(corpus, tmp_path):
+    """A database replaced by another one whose generation reaches the folders' number: the folders hold
+    the old database's passages under row numbers the new one gives to others."""
+    other = EmbeddedDocumentStore(tmp_path / "other")
+    other.replace_files([(record("new/x.txt"), [passage("new/x.txt", "Lyon has a museum.", 4)]),
+                         (record("new/y.txt"), [passage("new/y.txt", "Nice has a harbour.", 5)])])
+    other.close()
+    assert corpus._generation() == 1 and index_folders(other.path) == index_folders(corpus.path) == ["bm25-1", "dense-1"]
+    corpus.close()
+    for name in ["bm25-1", "dense-1"]:  # the other store's own folders for generation 1 give way to corpus's
+        shutil.rmtree(other.path / name)
+        shutil.copytree(corpus.path / name, other.path / name)
+    with EmbeddedDocumentStore(other.path) as reopened:
+        assert contents(reopened.bm25("Lyon museum Paris", top_k=5)) == ["Lyon has a museum."]
+        assert contents(reopened.dense(unit(5), top_k=1)) == ["Nice has a harbour."]
+        assert reopened.stats()["bm25_passages"] == reopened.stats()["dense_passages"] == 2
+
+
+@pytest.mark.parametrize("database", ["deleted", "emptied"])
+def test_index_folders_without_their_database_are_refused_not_taken_for_an_empty_store(corpus, database):
+    corpus.close()
+    for file in corpus.path.glob("store.sqlite3*"):
+        file.unlink()
+    if database == "emptied":
+        (corpus.path / "store.sqlite3").write_bytes(b"")
+    with pytest.raises(StoreError, match="index folders .* without their database") as raised:
+        EmbeddedDocumentStore(corpus.path)
+    message = str(raised.value)
+    assert str(corpus.path) in message and "corpusqa store repair" in message and "\n" not in message
+    assert sorted(p.name for p in corpus.path.iterdir() if p.name.startswith("store.sqlite3")) == (
+        ["store.sqlite3"] if database == "emptied" else [])
+
+
+def test_a_database_restored_from_an_older_backup_does_not_load_newer_index_folders(corpus, tmp_path):
+    corpus.close()
+    shutil.copy(corpus.path / "store.sqlite3", tmp_path / "backup.sqlite3")  # closed: the WAL is checkpointed
+    with EmbeddedDocumentStore(corpus.path) as store:
+        store.replace_files([(record("docs/d.txt"), [passage("docs/d.txt", "Lyon has a tower.", 5)])])
+        store.rebuild_indexes()
+    assert index_folders(corpus.path) == ["bm25-2", "dense-2"]
+    shutil.copy(tmp_path / "backup.sqlite3", corpus.path / "store.sqlite3")
+    with EmbeddedDocumentStore(corpus.path) as restored:
+        restored.replace_files([(record("docs/e.txt"), [passage("docs/e.txt", "Metz has a cathedral.", 6)])])
+        assert restored._generation() == 2
+        assert contents(restored.bm25("Lyon Metz", top_k=5)) == ["Metz has a cathedral."]
+        assert contents(restored.dense(unit(5), top_k=1)) != ["Lyon has a tower."]
+
+
+def garble_rows(folder: Path) -> None:
+    """Shift the row numbers an index holds: the file still loads, and names passages that do not exist."""
+    rows = np.load(folder / "rows.npy")
+    np.save(folder / "rows.npy", rows + 1000)
+
+
+def test_a_damaged_index_folder_is_rebuilt_and_replaced_on_disk_once(corpus, monkeypatch, caplog):
+    expected = answers(corpus)
+    corpus.close()
+    garble_rows(corpus.path / "dense-1")
+    with caplog.at_level("WARNING"), EmbeddedDocumentStore(corpus.path) as first:
+        assert answers(first) == expected
+    assert "rows.npy is damaged" in caplog.text
+    builds = []
+    monkeypatch.setattr(dense_module.DenseIndex, "build", spy(dense_module.DenseIndex.build, builds))
+    monkeypatch.setattr(KeywordIndex, "build", spy(KeywordIndex.build, builds))
+    caplog.clear()
+    with caplog.at_level("WARNING"), EmbeddedDocumentStore(corpus.path) as second:
+        assert answers(second) == expected
+    assert builds == [] and caplog.text == "", "the replaced folder loads"
+
+
+def test_a_folder_of_other_files_is_not_taken_for_a_store(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "report.txt").write_text("A document, not a store.")
+    with pytest.raises(StoreError, match="holds other files and no store") as raised:
+        EmbeddedDocumentStore(tmp_path / "docs")
+    assert str(tmp_path / "docs") in str(raised.value)
+    assert [p.name for p in (tmp_path / "docs").iterdir()] == ["report.txt"]
+    (tmp_path / "empty").mkdir()
+    with EmbeddedDocumentStore(tmp_path / "empty") as store:
+        assert store.count_documents() == 0
+
+
+def test_a_garbled_database_is_one_error_naming_the_store_and_what_to_do(corpus):
+    corpus.close()
+    database = corpus.path / "store.sqlite3"
+    database.write_bytes(b"\x00" * 100 + database.read_bytes()[100:])
+    with pytest.raises(StoreError, match="database store.sqlite3 is damaged") as raised:
+        EmbeddedDocumentStore(corpus.path)
+    assert str(corpus.path) in str(raised.value) and "corpusqa store check" in str(raised.value)
+
+
+def damage_a_documents_page(path: Path) -> None:
+    """Overwrite a page in the middle of a closed store's database with bytes no B-tree page has."""
+    database = path / "store.sqlite3"
+    data = bytearray(database.read_bytes())
+    pages = len(data) // 4096
+    data[pages // 2 * 4096 : (pages // 2 + 1) * 4096] = b"\xff" * 4096
+    database.write_bytes(bytes(data))
+
+
+def test_verify_finds_a_damaged_page_that_reading_file_records_does_not(store):
+    store.replace_files([(record(f"docs/{i}.txt"), [passage(f"docs/{i}.txt", f"Passage {i} " + "words " * 300)])
+                         for i in range(60)])
+    store.verify()
+    store.close()
+    damage_a_documents_page(store.path)
+    with EmbeddedDocumentStore(store.path) as damaged:
+        assert damaged.file_record("docs/0.txt") is not None, "the damage hides until the page is read"
+        with pytest.raises(StoreError, match="is damaged"):
+            damaged.verify()
+
+
+def test_check_finds_and_repair_replaces_damaged_index_folders(corpus):
+    expected = answers(corpus)
+    corpus.close()
+    garble_rows(corpus.path / "bm25-1")
+    findings = {finding.subject: finding for finding in check_store(corpus.path)}
+    assert findings["database"].ok and findings["files"].ok and findings["dense-1"].ok
+    assert not findings["bm25-1"].ok and "rows.npy is damaged" in findings["bm25-1"].text
+    assert repair_store(corpus.path) == ["rebuilt the bm25 index from the database's rows: 4 passages",
+                                         "rebuilt the dense index from the database's rows: 4 passages"]
+    assert all(finding.ok for finding in check_store(corpus.path))
+    with EmbeddedDocumentStore(corpus.path) as repaired:
+        assert answers(repaired) == expected
+
+
+def test_repair_starts_an_empty_store_where_index_folders_lost_their_database(corpus):
+    corpus.close()
+    (corpus.path / "store.sqlite3").unlink()
+    [finding] = check_store(corpus.path)
+    assert not finding.ok and "without their database" in finding.text
+    assert repair_store(corpus.path)[0].startswith("removed 2 index folders that had no database")
+    with EmbeddedDocumentStore(corpus.path) as repaired:
+        assert repaired.count_documents() == 0 and repaired.bm25("Paris", top_k=5) == []
+    assert not {"bm25-1", "dense-1"} & set(index_folders(corpus.path))
+
+
+def test_check_reports_a_damaged_database_and_repair_refuses_to_guess(store):
+    store.replace_files([(record(f"docs/{i}.txt"), [passage(f"docs/{i}.txt", f"Passage {i} " + "words " * 300)])
+                         for i in range(60)])
+    store.close()
+    damage_a_documents_page(store.path)
+    [finding] = check_store(store.path)
+    assert finding.subject == "database" and not finding.ok and finding.text.startswith("damaged: ")
+    with pytest.raises(StoreError, match="cannot be repaired in place"):
+        repair_store(store.path)
+
+
 def test_serialisation_round_trip(store):
     data = store.to_dict()
     assert data == {"type": "corpusqa.indexing.store.EmbeddedDocumentStore",
@@ -570,7 +726,7 @@ _WRITER = """
 import sys
 import numpy as np
 from haystack import Document
-from corpusqa.indexing.store import EmbeddedDocumentStore, FileRecord
+from corpusqa.indexing.store import EmbeddedDocumentStore, FileRecord, StoreError
 
 path, seed, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 if sys.argv[4] == "replays":

@@ -1,6 +1,6 @@
 """A small corpus of real-looking files, one of each supported format plus the bad files an indexer meets.
 
-The text comes from SQuAD dev-v1.1 contexts (read-only, beside the checkout), so passages read like the
+The text comes from SQuAD dev-v1.1 contexts (the sample committed in tests/data), so passages read like the
 documents the product is built for. Every builder writes into a folder it is given and returns the paths.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import docx
 from fpdf import FPDF
-from shared_data import SQUAD_DIR
+from shared_data import SAMPLE_DIR
 
 PDF_TITLE = "The Steam Engine"
 DOCX_TITLE = "Oxygen"
@@ -31,7 +31,7 @@ LATIN1_TEXT = (
 
 @cache
 def _articles() -> dict[str, list[str]]:
-    data = json.loads((SQUAD_DIR / "dev-v1.1.json").read_text(encoding="utf-8"))["data"]
+    data = json.loads((SAMPLE_DIR / "dev-v1.1.json").read_text(encoding="utf-8"))["data"]
     return {article["title"]: [p["context"] for p in article["paragraphs"]] for article in data}
 
 
@@ -102,13 +102,14 @@ def good_corpus(root: Path) -> dict[str, Path]:
 
 
 def small_files(root: Path, count: int) -> list[Path]:
-    """`count` text files of one SQuAD dev paragraph each, from articles `good_corpus` does not use."""
+    """`count` text files of one SQuAD dev paragraph each, from articles `good_corpus` does not use; as the
+    sample holds fewer paragraphs, they come round again, numbered so that no two files are the same."""
     root.mkdir(parents=True, exist_ok=True)
     used = {"Steam_engine", "Oxygen", "Apollo_program", "Geology", "Rhine"}
-    texts = [text for title, article in _articles().items() if title not in used for text in article][:count]
-    files = [root / f"paragraph-{number:03}.txt" for number in range(len(texts))]
-    for path, text in zip(files, texts, strict=True):
-        path.write_text(text + "\n", encoding="utf-8")
+    texts = [text for title, article in _articles().items() if title not in used for text in article]
+    files = [root / f"paragraph-{number:03}.txt" for number in range(count)]
+    for number, path in enumerate(files):
+        path.write_text(f"{texts[number % len(texts)]}\n\nParagraph {number}.\n", encoding="utf-8")
     return files
 
 

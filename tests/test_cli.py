@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from corpusqa.pipelines.cli import main
-from shared_data import SQUAD_DIR
+from shared_data import SAMPLE_DIR, SQUAD_DIR, full_squad
 
 
 def run(capsys, *argv):
@@ -50,7 +50,7 @@ def test_read_names_a_model_folder_that_is_not_a_qa_model(tmp_path, capsys):
 
 def test_eval_squad_scores_a_predictions_file_as_json(capsys):
     code, out, _ = run(
-        capsys, "eval", "squad", "--data", str(SQUAD_DIR / "dev-v1.1.json"),
+        capsys, "eval", "squad", "--data", str(full_squad("dev-v1.1.json")),
         "--predictions", str(SQUAD_DIR / "predictions" / "dev-v1.1.bert-ensemble.json"), "--json",
     )
     metrics = json.loads(out)
@@ -59,7 +59,7 @@ def test_eval_squad_scores_a_predictions_file_as_json(capsys):
 
 def test_eval_squad_v2_with_a_model_writes_official_files(tiny_models, tmp_path, capsys):
     code, out, _ = run(
-        capsys, "eval", "squad", "--data", str(SQUAD_DIR / "dev-v2.0.json"), "--model", str(tiny_models["electra"]),
+        capsys, "eval", "squad", "--data", str(SAMPLE_DIR / "dev-v2.0.json"), "--model", str(tiny_models["electra"]),
         "--limit", "40", "--output", str(tmp_path), "--json",
     )
     metrics = json.loads(out)

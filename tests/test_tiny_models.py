@@ -68,7 +68,7 @@ def test_cased_tokenizer_preserves_case_and_unicode(tiny_models):
     assert 2000 <= len(tok) <= 4000
     tokens = tok.tokenize("Café in Zürich, 東京 😀 naïve")
     assert tok.unk_token not in tokens
-    assert tokens[0] == "C"  # capital kept
+    assert tokens[0].startswith("C")  # capital kept
 
 
 def test_roberta_offsets_exclude_leading_space(tiny_models):

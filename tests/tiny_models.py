@@ -41,12 +41,13 @@ from transformers import (  # noqa: E402
     RobertaTokenizer,
 )
 
-from shared_data import SQUAD_DIR  # noqa: E402
+from shared_data import SAMPLE_DIR  # noqa: E402
 
 ARCHITECTURES = ("bert-uncased", "bert-cased", "electra", "roberta")
 
-SQUAD_TRAIN = SQUAD_DIR / "train-v1.1.json"
-N_PARAGRAPHS = 300
+#: The committed SQuAD sample files whose paragraphs train the vocabularies (``min_frequency=1``: the sample is
+#: small, so pairs seen once merge too, and both vocabularies reach ``VOCAB_SIZE``).
+SQUAD_SAMPLES = ("dev-v1.1.json", "dev-v2.0.json")
 VOCAB_SIZE = 3000
 MAX_LENGTH = 512
 
@@ -80,16 +81,12 @@ def _minilm_folder() -> Path:
 
 
 def _corpus() -> list[str]:
+    """The text the cased and BPE vocabularies are learned on: every paragraph of the committed SQuAD sample."""
     if "corpus" not in _TRAINED:
-        data = json.loads(SQUAD_TRAIN.read_text(encoding="utf-8"))["data"]
         texts: list[str] = []
-        for article in data:
-            for paragraph in article["paragraphs"]:
-                texts.append(paragraph["context"])
-                if len(texts) >= N_PARAGRAPHS:
-                    break
-            if len(texts) >= N_PARAGRAPHS:
-                break
+        for name in SQUAD_SAMPLES:
+            data = json.loads((SAMPLE_DIR / name).read_text(encoding="utf-8"))["data"]
+            texts += [paragraph["context"] for article in data for paragraph in article["paragraphs"]]
         _TRAINED["corpus"] = texts + UNICODE_TEXT
     return _TRAINED["corpus"]  # type: ignore[return-value]
 
@@ -123,7 +120,7 @@ def _cased_vocab() -> dict[str, int]:
                 pre_tokenizers.Metaspace(replacement=marker, prepend_scheme="always", split=False),
             ]
         )
-        trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, min_frequency=2, show_progress=False)
+        trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, min_frequency=1, show_progress=False)
         bpe.train_from_iterator(_corpus(), trainer)
         learned = [tok for tok, _ in sorted(bpe.get_vocab().items(), key=lambda kv: kv[1])]
 
@@ -145,7 +142,7 @@ def _bpe_vocab_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
         bpe.train_from_iterator(
             _corpus(),
             vocab_size=VOCAB_SIZE,
-            min_frequency=2,
+            min_frequency=1,
             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
             show_progress=False,
         )

@@ -49,6 +49,9 @@ class ReadOptions:
     context_chars: int = 150
     #: (question, passage) pairs tokenized at once; bounds memory for very large calls.
     pairs_per_chunk: int = 2048
+    #: Drop a span that overlaps a higher-ranked answer from the same place of the same file ("around 1712"
+    #: under "1712"): one place in a text is one answer.
+    merge_overlapping: bool = True
 
 
 @dataclass(frozen=True)
@@ -186,15 +189,29 @@ def span_key(candidate: Candidate) -> tuple:
 
 
 def rank(question: str, candidates: list[Candidate], threshold: float, options: ReadOptions) -> list[ExtractedAnswer]:
-    """Deduplicate, normalise over all candidates (see module docstring) and return the top_k, no-answer placed by score."""
+    """Deduplicate, normalise over all candidates (see module docstring) and return the top_k, no-answer placed by score.
+
+    Invariants of the answers returned (besides the no-answer entry):
+      - ordered by logit, highest first, ties broken by (document id, start, end);
+      - no two lie at the same place of one file (``span_key``), and with ``options.merge_overlapping`` no two
+        overlap there: a span overlapping a higher-ranked one is dropped (its candidate stays in the softmax's
+        denominator, so scores are unchanged for the answers kept).
+    """
     ordered = sorted(candidates, key=lambda c: (-c.logit, c.document.id, c.start, c.end))
     seen: set[tuple] = set()
-    unique = []
+    kept: dict[object, list[tuple[int, int]]] = {}  # source -> spans of the answers kept so far
+    unique, shown = [], []
     for candidate in ordered:
         key = span_key(candidate)
-        if key not in seen:
-            seen.add(key)
-            unique.append(candidate)
+        if key in seen:
+            continue
+        seen.add(key)
+        unique.append(candidate)
+        source, start, end = key
+        if options.merge_overlapping and any(s < end and start < e for s, e in kept.get(source, ())):
+            continue
+        kept.setdefault(source, []).append((start, end))
+        shown.append(candidate)
     logits = [c.logit for c in unique]
     if options.no_answer:
         null_logit = unique[0].null_logit - threshold if unique else 0.0
@@ -204,7 +221,7 @@ def rank(question: str, candidates: list[Candidate], threshold: float, options: 
     peak = max(logits)
     log_total = peak + math.log(sum(math.exp(x - peak) for x in logits))
     answers = [
-        _answer(question, c, math.exp(c.logit - log_total), options.context_chars) for c in unique[: options.top_k]
+        _answer(question, c, math.exp(c.logit - log_total), options.context_chars) for c in shown[: options.top_k]
     ]
     if options.no_answer:
         null_score = math.exp(logits[-1] - log_total)

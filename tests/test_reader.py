@@ -221,3 +221,36 @@ def test_dtype_is_chosen_by_hardware_unless_named(tiny_models):
     assert next(named.model.parameters()).dtype == torch.float32
     with pytest.raises(ValueError, match="dtype must be auto or one of"):
         load_reader_model(tiny_models["electra"], device="cpu", dtype="float8")
+
+
+def _candidate(document, text, logit, null=0.0):
+    from corpusqa.reader.core import Candidate
+
+    start = document.content.index(text)
+    return Candidate(logit, null, document, start, start + len(text))
+
+
+def test_a_span_overlapping_a_better_answer_of_the_same_place_is_not_a_second_answer():
+    passage = Document(id="p", content="The castle was built around 1712 by the duke, and rebuilt in 1820.")
+    other = Document(id="q", content="Some say it was built around 1712.")
+    found = [
+        _candidate(passage, "1712", 9.0),
+        _candidate(passage, "around 1712", 8.5),  # overlaps the better "1712": merged into it
+        _candidate(passage, "1820", 7.0),  # another place of the same passage: its own answer
+        _candidate(other, "around 1712", 6.0),  # the same words in another passage: its own answer
+        _candidate(passage, "built around", 5.0),  # overlaps "around 1712" only, which was dropped; still overlaps nothing kept
+    ]
+    merged = rank("When?", found, 0.0, ReadOptions(top_k=10, no_answer=False))
+    assert [(a.data, a.document.id) for a in merged] == [("1712", "p"), ("1820", "p"), ("around 1712", "q"), ("built around", "p")]
+    everything = rank("When?", found, 0.0, ReadOptions(top_k=10, no_answer=False, merge_overlapping=False))
+    assert len(everything) == 5
+    assert merged[0].score == everything[0].score, "dropped spans stay in the shared denominator"
+
+
+def test_overlap_is_judged_in_file_coordinates_across_overlapping_passages():
+    text = "Alpha beta gamma. The answer is 42 exactly. Delta epsilon."
+    first = Document(id="a", content=text[:45], meta={"source_id": "file", "split_idx_start": 0})
+    second = Document(id="b", content=text[18:], meta={"source_id": "file", "split_idx_start": 18})
+    found = [_candidate(first, "42", 4.0), _candidate(second, "42 exactly", 3.0), _candidate(second, "Delta", 1.0)]
+    answers = rank("What?", found, 0.0, ReadOptions(top_k=10, no_answer=False))
+    assert [a.data for a in answers] == ["42", "Delta"]

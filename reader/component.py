@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
+from haystack.core.serialization import allow_deserialization_module
 from haystack.dataclasses import ExtractedAnswer
 from haystack.utils import Secret, deserialize_secrets_inplace
 
@@ -15,6 +16,9 @@ from .core import ReadOptions, read
 from .model import ReaderModel, load_reader_model
 
 _DEFAULTS = ReadOptions()
+
+# Importing corpusqa's component is trusting corpusqa: Pipeline YAML that names its components loads.
+allow_deserialization_module("corpusqa")
 
 
 @component

@@ -27,31 +27,8 @@ from tqdm.auto import tqdm
 
 from .decoding import best_spans
 from .model import ReaderModel
+from .options import ReadOptions
 from .windows import check_window_geometry, make_windows, run_windows, truncate_questions
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """How the reader cuts, decodes and ranks. These defaults are the project's single source of them."""
-
-    top_k: int = 5
-    max_seq_length: int = 384
-    doc_stride: int = 128
-    max_question_length: int = 64
-    max_answer_length: int = 30
-    n_best_per_window: int = 20
-    #: None: the threshold stored with the model (tuned by `corpusqa eval`), else 0.0.
-    no_answer_threshold: float | None = None
-    no_answer: bool = True
-    #: Windows per forward pass; None picks by device (``auto_batch_size``).
-    batch_size: int | None = None
-    #: Characters of passage shown on each side of an answer in its context snippet.
-    context_chars: int = 150
-    #: (question, passage) pairs tokenized at once; bounds memory for very large calls.
-    pairs_per_chunk: int = 2048
-    #: Drop a span that overlaps a higher-ranked answer from the same place of the same file ("around 1712"
-    #: under "1712"): one place in a text is one answer.
-    merge_overlapping: bool = True
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,11 @@ the reason, so the indexer can report it and go on. Each Document's meta: `file_
 
 from __future__ import annotations
 
-import codecs
 import io
 import os
 import re
-import unicodedata
-from collections.abc import Iterable
 from pathlib import Path
 
-import charset_normalizer
 import lxml.html
 from haystack import Document, component
 from haystack.components.converters import (
@@ -29,6 +25,10 @@ from haystack.dataclasses import ByteStream
 from markdown_it import MarkdownIt
 from pypdf import PdfReader
 
+from corpusqa.indexing.encoding import detect_encoding
+from corpusqa.indexing.errors import ConversionError
+from corpusqa.indexing.limits import FileLimits, check_characters, check_inflated, read_file
+
 FILE_TYPES = {
     ".pdf": "pdf",
     ".docx": "docx",
@@ -39,88 +39,7 @@ FILE_TYPES = {
     ".txt": "txt",
     ".text": "txt",
 }
-# BOMs that make NUL bytes legitimate: UTF-16 and UTF-32 text (UTF-32 first: its LE BOM starts like UTF-16's).
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n.*?\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
-_WIDE_BOMS = {codecs.BOM_UTF32_LE: "utf-32", codecs.BOM_UTF32_BE: "utf-32", codecs.BOM_UTF16_LE: "utf-16",
-              codecs.BOM_UTF16_BE: "utf-16"}  # fmt: skip
-
-
-class ConversionError(Exception):
-    """A file that yields no usable text, and why."""
-
-    def __init__(self, path: Path | str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
-
-
-def _is_skipped(name: str) -> bool:
-    """Hidden files and folders, and Word's lock files ("~$report.docx") that exist while a document is open."""
-    return name.startswith((".", "~$"))
-
-
-def discover(paths: Iterable[Path], *, exclude: Iterable[Path] = ()) -> list[Path]:
-    """The files to index under `paths`, absolute and sorted.
-
-    Folders are walked recursively for supported extensions, skipping hidden entries and the `exclude`d
-    folders (the store's, when it lies inside a root). A file named directly is always taken, so an
-    unsupported one is reported by `convert` instead of silently ignored.
-    """
-    excluded = {os.path.abspath(path) for path in exclude}
-    found: set[str] = set()
-    for root in map(os.path.abspath, paths):
-        if os.path.isfile(root):
-            found.add(root)
-        elif os.path.isdir(root):
-            for folder, subfolders, names in os.walk(root):
-                subfolders[:] = [
-                    sub for sub in subfolders if not _is_skipped(sub) and os.path.join(folder, sub) not in excluded
-                ]
-                found.update(
-                    os.path.join(folder, name)
-                    for name in names
-                    if not _is_skipped(name) and Path(name).suffix.lower() in FILE_TYPES
-                )
-        else:
-            raise FileNotFoundError(f"no such file or folder: {root}")
-    return sorted(map(Path, found))
-
-
-def detect_encoding(data: bytes, path: Path | str) -> str:
-    """The encoding of plain text, so legacy files are decoded rather than dropped.
-
-    UTF-8 (with or without BOM) and BOM-marked UTF-16/32 are taken as such. Otherwise charset-normalizer
-    detects the encoding, and so the script: Cyrillic, Greek, CJK, ... text keeps its guess. Latin-script
-    text gets Windows-1252 (Latin-1's superset) whenever its bytes fit: the single-byte Latin encodings
-    differ only in some accented letters, which charset-normalizer tells apart poorly on short texts
-    (it read Spanish and short French in Latin-1 as cp1250, cp775 or cp1257, i.e. with the wrong
-    accents), and legacy files of an English corpus are overwhelmingly cp1252/Latin-1. Central European
-    files may then lose some diacritics.
-    """
-    if data.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    for bom, encoding in _WIDE_BOMS.items():
-        if data.startswith(bom):
-            return encoding
-    if b"\x00" in data:
-        raise ConversionError(path, "binary content (NUL bytes), not text")
-    try:
-        data.decode("utf-8")
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    best = charset_normalizer.from_bytes(data).best()
-    if best is None:
-        raise ConversionError(path, "binary content: no text encoding fits")
-    letters = [char for char in str(best) if not char.isascii() and char.isalpha()]
-    latin = sum(unicodedata.name(char, "").startswith("LATIN") for char in letters)
-    if latin * 2 >= len(letters):
-        try:
-            data.decode("cp1252")
-            return "cp1252"
-        except UnicodeDecodeError:
-            pass
-    return best.encoding
 
 
 def _only(documents: list[Document], path: Path, reason: str) -> str:
@@ -199,16 +118,21 @@ _TEXT = TextFileToDocument()
 _CONVERTERS = {"pdf": _pdf, "docx": _docx, "html": _html, "md": _markdown, "txt": _text}
 
 
-def convert(path: Path) -> list[Document]:
-    """The file's text as Documents (one per file) with file meta; raises ConversionError for a bad file."""
+def convert(path: Path, limits: FileLimits = FileLimits(), data: bytes | None = None) -> list[Document]:
+    """The file's text as Documents (one per file) with file meta; raises ConversionError for a bad file, or
+    one past ``limits``. ``data``: the file's bytes, when the caller has read them (see ``read_file``)."""
     path = Path(os.path.abspath(path))
     file_type = FILE_TYPES.get(path.suffix.lower())
     if file_type is None:
         raise ConversionError(path, f"unsupported file type {path.suffix or '(no extension)'!r}")
-    data = path.read_bytes()
+    if data is None:
+        data = read_file(path, limits)
     if not data:
         raise ConversionError(path, "empty file")
+    if file_type == "docx":
+        check_inflated(data, path, limits)
     text, title, extra = _CONVERTERS[file_type](data, path)
+    check_characters(text, path, limits)
     if not text.strip():
         raise ConversionError(path, "no text after conversion")
     meta = {

@@ -25,8 +25,11 @@ from haystack import Document, Pipeline
 from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersDocumentEmbedder
 from tqdm import tqdm
 
-from corpusqa.indexing.convert import ConversionError, FileConverter, convert, discover
+from corpusqa.indexing.convert import FileConverter, convert
+from corpusqa.indexing.discovery import discover
 from corpusqa.indexing.embedding import DEFAULT_EMBEDDER, embedding_precision, local_model_path
+from corpusqa.indexing.errors import ConversionError
+from corpusqa.indexing.limits import FileLimits, check_passages, read_file
 from corpusqa.indexing.split import PassageSplitter
 from corpusqa.indexing.store import FileRecord
 
@@ -69,6 +72,8 @@ class IndexSettings:
     #: call's passages by length; indexing 1,212 SQuAD paragraph files took 24.9 s at 256, 30.2 s at 32.
     commit_files: int = 256
     commit_passages: int = 2000
+    #: What one file may take (size, inflated size, characters, passages); past a limit it fails alone.
+    limits: FileLimits = FileLimits()
 
     def splitter(self) -> PassageSplitter:
         return PassageSplitter(split_length=self.split_length, split_overlap=self.split_overlap)
@@ -87,11 +92,13 @@ class IndexSettings:
 
 @dataclass
 class IndexReport:
-    """What one indexing run did: counts of files, the failures with their reasons, passages written."""
+    """What one indexing run did: counts of files, the failures with their reasons, the paths left out
+    unread (special files, symlinks leading out, folders nested too deep) with theirs, passages written."""
 
     indexed: int = 0
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    left_out: list[tuple[str, str]] = field(default_factory=list)
     removed: int = 0
     passages: int = 0
     seconds: float = 0.0
@@ -99,9 +106,10 @@ class IndexReport:
     def summary(self) -> str:
         lines = [
             f"Indexed {self.indexed} files ({self.passages} passages), skipped {self.skipped} unchanged, "
-            f"removed {self.removed}, failed {len(self.failed)}, in {self.seconds:.1f} s."
+            f"removed {self.removed}, failed {len(self.failed)}, left out {len(self.left_out)}, in {self.seconds:.1f} s."
         ]
         lines += [f"  failed: {path}: {reason}" for path, reason in self.failed]
+        lines += [f"  left out: {path}: {reason}" for path, reason in self.left_out]
         return "\n".join(lines)
 
 
@@ -161,6 +169,7 @@ def index_paths(
     embed: bool = True,
     prune: bool = False,
     progress: bool = True,
+    follow_symlinks: bool = False,
 ) -> IndexReport:
     """Bring `store` up to date with the supported files under `paths` (files or folders).
 
@@ -169,13 +178,19 @@ def index_paths(
     `record_roots(paths)` is told `paths` (the search UI serves original files only from under them).
     `embedder` is a Haystack document embedder (default: `settings.embedder()`, all-MiniLM-L6-v2); `embed=False` stores
     passages without embeddings (BM25 only). `prune=True` removes the store's files that lie under `paths`
-    but are no longer found there.
+    but are no longer found there. `follow_symlinks=True` also reads files that symlinks found in the folders
+    lead to outside them (see corpusqa.indexing.discovery). A store with `verify()` is checked first: a
+    damaged database stops the run before it skips or adds anything.
     """
     started = time.perf_counter()
     report = IndexReport()
     roots = [os.path.abspath(path) for path in paths]
     store_folder = getattr(store, "path", None)
-    files = discover(map(Path, roots), exclude=[Path(store_folder)] if store_folder else [])
+    if hasattr(store, "verify"):
+        store.verify()
+    found = discover(map(Path, roots), exclude=[Path(store_folder)] if store_folder else [],
+                     follow_symlinks=follow_symlinks)  # fmt: skip
+    files, report.left_out = found.files, found.left_out
     if hasattr(store, "record_roots"):
         store.record_roots(roots)
     if prune:
@@ -190,7 +205,7 @@ def index_paths(
         for path in files:
             known = store.file_record(str(path))
             try:
-                prepared = _prepare(path, known, splitter)
+                prepared = _prepare(path, known, splitter, settings.limits)
             except ConversionError as error:
                 report.failed.append((str(path), error.reason))
             except Exception as error:  # one bad file never stops the run
@@ -214,14 +229,15 @@ def bulk(store: Any) -> contextlib.AbstractContextManager:
 
 
 def _prepare(
-    path: Path, known: FileRecord | None, splitter: PassageSplitter
+    path: Path, known: FileRecord | None, splitter: PassageSplitter, limits: FileLimits
 ) -> tuple[FileRecord, list[Document]] | None:
     """The file's record and passages, or None when `known`, the store's record, is of this very version."""
-    data = path.read_bytes()
+    data = read_file(path, limits)
     content_hash = hashlib.sha256(data).hexdigest()
     if known is not None and known.content_hash == content_hash:
         return None
-    passages = splitter.run(convert(path))["documents"]
+    passages = splitter.run(convert(path, limits, data))["documents"]
+    check_passages(len(passages), path, limits)
     # the store fills in the record's passage count and time of indexing
     return FileRecord(str(path), content_hash, size=len(data), mtime=path.stat().st_mtime), passages
 

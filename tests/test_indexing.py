@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import replace
+import random
+import signal
+import struct
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +26,17 @@ from corpus_fixtures import (
     good_corpus,
     paragraphs,
     pdf_pages,
+    small_files,
     write_huge_line,
     write_pdf,
 )
 from haystack import Document, Pipeline
+from hostile_files import latin1_parts_list, make_fifo, nest_folders, remove_nested, write_docx_bomb
 
-from corpusqa.indexing.convert import ConversionError, convert, discover
+from corpusqa.indexing.convert import ConversionError, convert
+from corpusqa.indexing.discovery import MAX_DEPTH, discover
 from corpusqa.indexing.indexer import IndexSettings, index_paths, indexing_pipeline
+from corpusqa.indexing.limits import MB, FileLimits
 from corpusqa.indexing.split import PassageSplitter
 from corpusqa.indexing.store import EmbeddedDocumentStore
 from corpusqa.reader.hardware import CpuFeatures
@@ -157,13 +168,13 @@ def test_discover_walks_folders_for_supported_files_skipping_hidden_and_the_stor
     for name in ["notes.rtf", "image.png", ".hidden.txt", ".git/config.txt", "~$lock.docx", "store/passages.txt"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("x")
-    found = discover([tmp_path], exclude=[tmp_path / "store"])
+    found = discover([tmp_path], exclude=[tmp_path / "store"]).files
     assert [path.relative_to(tmp_path).as_posix() for path in found] == [
         "a.txt", "b.PDF", "c.htm", "d.markdown", "e.text", "h.html", "sub/deeper/g.md", "sub/f.docx",
     ]  # fmt: skip
     # a file named directly is taken whatever its type; without exclude, the store folder is a folder like any
     named = [tmp_path / "notes.rtf", tmp_path / "store" / "passages.txt"]
-    assert discover([tmp_path / "notes.rtf", tmp_path / "a.txt", tmp_path]) == sorted([*named, *found])
+    assert discover([tmp_path / "notes.rtf", tmp_path / "a.txt", tmp_path]).files == sorted([*named, *found])
     with pytest.raises(FileNotFoundError):
         discover([tmp_path / "missing"])
 
@@ -349,6 +360,143 @@ def test_the_store_folder_inside_a_root_is_not_indexed(tmp_path):
         (tmp_path / "index" / "leftover.txt").write_text("not a document", encoding="utf-8")
         report = index_paths([tmp_path], store, embed=False, progress=False)
         assert report.indexed == 1 and [r.path for r in store.files()] == [str(tmp_path / "note.txt")]
+
+
+# -- hostile and broken files ----------------------------------------------------------------------------
+
+
+@contextmanager
+def deadline(seconds: float):
+    """Raise TimeoutError in this (the main) thread after ``seconds``: a test of something that used to block
+    for ever fails instead of hanging. SIGALRM interrupts a blocking open(), and the handler's error ends it."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_fifo_among_the_files_is_left_out_by_name_and_the_run_commits_the_rest(tmp_path, store):
+    files = small_files(tmp_path / "docs", 2)
+    fifo = make_fifo(tmp_path / "docs" / "pipe.txt")
+    with deadline(60):
+        report = index_paths([tmp_path / "docs"], store, embed=False, progress=False)
+    assert report.left_out == [(str(fifo), "not a regular file (a FIFO, socket or device): not read")]
+    assert report.failed == [] and sorted(r.path for r in store.files()) == [str(f) for f in files]
+    assert f"left out: {fifo}: not a regular file" in report.summary()
+
+
+def test_a_fifo_that_replaces_a_file_after_discovery_is_refused_not_waited_on(tmp_path):
+    fifo = make_fifo(tmp_path / "pipe.txt")
+    with deadline(60), pytest.raises(ConversionError, match="not a regular file: a FIFO"):
+        convert(fifo)
+
+
+def test_folders_nested_past_the_depth_limit_are_left_out_and_the_rest_indexed(tmp_path, store):
+    depth = 1100  # past Python's recursion limit, within the system's longest path
+    deepest = nest_folders(tmp_path / "docs", depth)
+    try:
+        (deepest / "deep.txt").write_text("A file at the bottom of a well of folders.", encoding="utf-8")
+        shallow = tmp_path / "docs" / "d" / "d" / "shallow.txt"
+        shallow.write_text("A file two folders down.", encoding="utf-8")
+        report = index_paths([tmp_path / "docs"], store, embed=False, progress=False)
+        assert [r.path for r in store.files()] == [str(shallow)]
+        [(folder, reason)] = report.left_out
+        assert folder == str(tmp_path.joinpath("docs", *["d"] * (MAX_DEPTH + 1)))
+        assert reason == f"folder nested more than {MAX_DEPTH} deep: not searched"
+    finally:
+        remove_nested(tmp_path / "docs", depth)
+
+
+def test_a_symlinked_file_leading_outside_the_folders_is_left_out_unless_followed(tmp_path, store):
+    secret = tmp_path / "outside" / "passwd.txt"
+    secret.parent.mkdir()
+    secret.write_text("root:x:0:0:the administrator of this machine", encoding="utf-8")
+    docs = tmp_path / "docs"
+    [note] = small_files(docs, 1)
+    (docs / "passwd.txt").symlink_to(secret)
+    (docs / "again.txt").symlink_to(note)  # inside the folders indexed: read
+    report = index_paths([docs], store, embed=False, progress=False)
+    assert report.left_out == [(str(docs / "passwd.txt"), f"symlink to {secret}, outside the folders indexed: "
+                                                          "not read (--follow-symlinks reads it)")]  # fmt: skip
+    assert sorted(r.path for r in store.files()) == [str(docs / "again.txt"), str(note)]
+    assert store.bm25("administrator machine", top_k=5) == []
+    followed = index_paths([docs], store, embed=False, progress=False, follow_symlinks=True)
+    assert followed.left_out == [] and followed.indexed == 1
+    assert "administrator" in store.bm25("administrator machine", top_k=5)[0].content
+
+
+def test_a_docx_bomb_fails_alone_in_bounded_time_and_memory(tmp_path):
+    """A DOCX of a few hundred KB inflating to 200 MB of paragraphs: refused before python-docx inflates it."""
+    bomb = write_docx_bomb(tmp_path / "bomb.docx", inflated=200 * MB)
+    assert bomb.stat().st_size < MB
+    probe = (
+        "import json, resource, sys, time\n"
+        "from corpusqa.indexing.convert import ConversionError, convert\n"
+        "before, started = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()\n"
+        "try:\n    convert(sys.argv[1])\n    reason = None\n"
+        "except ConversionError as error:\n    reason = error.reason\n"
+        "grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024\n"
+        "print(json.dumps({'reason': reason, 'seconds': time.perf_counter() - started, 'grown_mb': grown}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(bomb)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["reason"].startswith("inflates to 200.") and found["reason"].endswith(
+        " MB, past the limit of 128.0 MB (a zip bomb?)"), found["reason"]
+    assert found["seconds"] < 2 and found["grown_mb"] < 50, found
+
+
+@pytest.mark.parametrize(
+    ("limits", "reason"),
+    [
+        (FileLimits(max_file_bytes=1000), "larger than the limit of 0.0 MB"),
+        (FileLimits(max_characters=1000), "characters of text, past the limit of 1,000"),
+        (FileLimits(max_passages=2), "passages, past the limit of 2"),
+    ],
+)
+def test_a_file_past_a_limit_fails_alone_with_the_limit_named(tmp_path, store, limits, reason):
+    [short] = small_files(tmp_path / "docs", 1)
+    long = write_huge_line(tmp_path / "docs" / "long.txt", size=20_000)
+    report = index_paths([tmp_path / "docs"], store, settings=IndexSettings(limits=limits), embed=False,
+                         progress=False)  # fmt: skip
+    [(path, why)] = report.failed
+    assert path == str(long) and reason in why
+    assert [r.path for r in store.files()] == [str(short)]
+
+
+def test_latin1_text_that_detection_gives_up_on_is_decoded_as_windows_1252(tmp_path):
+    text = latin1_parts_list()
+    path = tmp_path / "pieces.txt"
+    path.write_bytes(text.encode("latin-1"))
+    [document] = convert(path)
+    assert document.content == text and document.meta["encoding"] == "cp1252"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_bom_is_told_by_its_nul_bytes(tmp_path, encoding):
+    text = "Notepad saved this as Unicode, without a byte order mark.\nSecond line, déjà vu."
+    path = tmp_path / "windows.txt"
+    path.write_bytes(text.encode(encoding))
+    [document] = convert(path)
+    assert document.content == text and document.meta["encoding"] == encoding
+
+
+def test_bytes_that_no_encoding_turns_into_text_stay_binary(tmp_path):
+    rng = random.Random(0)
+    path = tmp_path / "noise.txt"
+    path.write_bytes(bytes(rng.randrange(1, 256) for _ in range(4096)))  # no NUL, not UTF-8
+    with pytest.raises(ConversionError, match="binary content"):
+        convert(path)
+    path.write_bytes(struct.pack("<1000h", *(rng.randrange(0, 200) for _ in range(1000))))  # NULs, not UTF-16
+    with pytest.raises(ConversionError, match="binary content"):
+        convert(path)
 
 
 class _CountingStore:

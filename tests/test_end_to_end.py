@@ -7,8 +7,11 @@ the point: there it is a subprocess. Questions are ones the shipped reader answe
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import random
 import re
 import shutil
 import signal
@@ -222,6 +225,103 @@ def test_an_index_run_killed_mid_write_leaves_the_old_index_answering_and_a_reru
     assert printed and all(piece.startswith(("files:", "passages:")) for piece in printed), printed
     assert_consistent(store)
     assert stats_json(store)["files"] == old_files + len(more)
+
+
+#: Forks an index run (BM25 only, a commit every two files) for each folder named on its stdin, prints the
+#: run's pid, then its wait status once it ends, finished or killed: a forked run starts in milliseconds,
+#: where a new process spends ~10 s importing, so twenty runs are quick.
+_INDEX_RUNNER = """
+import os, sys
+from corpusqa.indexing.indexer import IndexSettings, index_paths
+from corpusqa.indexing.store import EmbeddedDocumentStore
+
+settings = IndexSettings(commit_files=2)
+print("ready", flush=True)
+for line in sys.stdin:
+    pid = os.fork()
+    if pid == 0:
+        with EmbeddedDocumentStore(sys.argv[1]) as store:
+            index_paths([line.strip()], store, settings=settings, embed=False, progress=False)
+        os._exit(0)
+    print(pid, flush=True)
+    print(os.waitpid(pid, 0)[1], flush=True)
+"""
+KILL_QUESTIONS = [RHINE_QUESTION, "Whose theory of continental drift did plate tectonics explain?"]
+FILLER_WORDS = ["zorblax", "quorple", "fendip", "wimbrel", "tarnish", "glomber", "prentice", "oxlip", "vantage"]
+
+
+def filler_files(folder: Path, count: int, seed: int) -> Path:
+    """``count`` files of made-up words that no question shares, so the answers must not change."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True)
+    for number in range(count):
+        words = [f"{rng.choice(FILLER_WORDS)}{rng.randint(0, 999)}" for _ in range(120)]
+        (folder / f"filler-{number:02}.txt").write_text(" ".join(words) + "\n", encoding="utf-8")
+    return folder
+
+
+def top_answer(record: dict) -> dict:
+    """What must not change: the best answer, its text, passage and offsets (its score follows the passages
+    read, whose BM25 scores follow the corpus's statistics)."""
+    return {key: value for key, value in record["answers"][0].items() if key != "score"}
+
+
+def answered(log: Path) -> list[dict]:
+    """The records the asker has written so far, whole lines only."""
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines(keepends=True) if line.endswith("\n")]
+
+
+def test_index_runs_killed_twenty_times_while_another_process_asks_never_change_an_answer(corpus, tmp_path):
+    clean = tmp_path / "clean"
+    index_summary(corpus["root"], "--store", clean, "--no-embed")
+    live = shutil.copytree(clean, tmp_path / "live")
+    once = tmp_path / "once.txt"
+    once.write_text("\n".join(KILL_QUESTIONS) + "\n", encoding="utf-8")
+    code, out, err = corpusqa("ask", "--questions", once, "--store", clean, "--retriever", "bm25")
+    assert code == 0, err
+    expected = {record["question"]: top_answer(record) for record in map(json.loads, out.splitlines())}
+    assert [answer["answer"] for answer in expected.values()] == ["Cologne", "Alfred Wegener"]
+
+    many = tmp_path / "many.txt"
+    many.write_text("\n".join(KILL_QUESTIONS * 2000) + "\n", encoding="utf-8")
+    log, asker_errors = tmp_path / "asked.jsonl", tmp_path / "asker.err"
+    with log.open("w") as sink, asker_errors.open("w") as errors:
+        asker = corpusqa_process("ask", "--questions", many, "--store", live, "--retriever", "bm25", stdout=sink,
+                                 stderr=errors, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    runner = subprocess.Popen([sys.executable, "-c", _INDEX_RUNNER, str(live)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    statuses = []
+    try:
+        assert runner.stdout.readline() == "ready\n"
+        timing = random.Random(14)
+        for run in range(20):
+            asked = len(answered(log))
+            runner.stdin.write(f"{filler_files(tmp_path / f'filler-{run}', 30, run)}\n")
+            runner.stdin.flush()
+            pid = int(runner.stdout.readline())
+            time.sleep(timing.uniform(0.02, 0.6))
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            statuses.append(int(runner.stdout.readline()))
+            deadline = time.monotonic() + 300
+            while len(answered(log)) <= asked:  # every kill lands while the asker asks
+                assert asker.poll() is None, asker_errors.read_text()
+                assert time.monotonic() < deadline, "the asker answered nothing in 5 minutes"
+                time.sleep(0.05)
+    finally:
+        runner.stdin.close()
+        runner.wait(timeout=60)
+        asker.kill()
+        asker.wait()
+
+    records = answered(log)
+    assert len(records) >= 20
+    for record in records:
+        assert top_answer(record) == expected[record["question"]], record
+    assert sum(status == signal.SIGKILL for status in statuses) >= 10, f"most runs must die mid-run: {statuses}"
+    stats = stats_json(live)
+    assert stats["files"] > stats_json(clean)["files"], "no killed run committed a batch: the test proved nothing"
+    assert stats["bm25_passages"] == stats["passages"] == sum(t["passages"] for t in stats["file_types"].values())
 
 
 # -- quiet output -----------------------------------------------------------------------------------------

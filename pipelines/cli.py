@@ -6,7 +6,10 @@ import argparse
 import json
 import logging
 import os
+import pickle
+import sqlite3
 import sys
+import warnings
 from pathlib import Path
 
 # Haystack's usage telemetry phones home on each pipeline run and reads this when it is imported: a local
@@ -14,6 +17,8 @@ from pathlib import Path
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
 from corpusqa.models import DEFAULT_READER  # noqa: E402
+from corpusqa.pipelines.flag_bounds import check_bounds  # noqa: E402
+from corpusqa.pipelines.terminal import safe_stdout, stripped  # noqa: E402
 from corpusqa.reader.core import ReadOptions  # noqa: E402
 from corpusqa.reader.training import TrainConfig  # noqa: E402
 from corpusqa.ui.launch import DEFAULT_MAX_MB, DEFAULT_PORT, LOCALHOST  # noqa: E402
@@ -39,9 +44,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _quiet_libraries()
     try:
-        return args.handler(args)
+        check_bounds(args)
+        with safe_stdout(json_output=_prints_json(args)):
+            return args.handler(args)
     except (UsageError, ValueError, OSError) as error:
-        print(f"corpusqa {args.command}: error: {error}", file=sys.stderr)
+        print(f"corpusqa {args.command}: error: {stripped(str(error))}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as error:  # raised past the store's own checks: named here with the store in use
+        from corpusqa.indexing.store.database import explained
+
+        print(f"corpusqa {args.command}: error: {stripped(str(explained(args.store, error)))}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        refused = _refused_weights(error, args)
+        if refused is None:
+            raise
+        print(f"corpusqa {args.command}: error: {stripped(refused)}", file=sys.stderr)
         return 2
 
 
@@ -91,14 +109,21 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--store", default=_default_store(), help=_STORE_HELP)
     index.add_argument("--prune", action="store_true", help="remove documents whose files are gone from these paths")
     index.add_argument("--no-embed", action="store_true", help="BM25 only: skip dense embeddings")
+    index.add_argument(
+        "--follow-symlinks", action="store_true", help="also read files that symlinks in the folders lead to outside them"
+    )
+    _limit_flags(index)
     index.set_defaults(handler=_index)
+    _store_command(commands)
 
     ask = commands.add_parser("ask", help="ask the indexed corpus a question")
     ask.add_argument("question", nargs="?", help="the question (or --questions FILE)")
     ask.add_argument("--questions", type=Path, help="many questions: one per line, or JSONL with a 'question' field")
     ask.add_argument("--output", type=Path, help="with --questions: write JSONL here instead of stdout")
     ask.add_argument("--store", default=_default_store(), help=_STORE_HELP)
-    ask.add_argument("--retriever", choices=("bm25", "dense", "hybrid"), default="hybrid")
+    ask.add_argument(
+        "--retriever", choices=("bm25", "dense", "hybrid"), help="default: hybrid, or bm25 for a store without embeddings"
+    )
     ask.add_argument("--passages", type=int, help="passages to read (default: the pipeline YAML's)")
     ask.add_argument("--top-k", type=int, help="answers to show (default: the pipeline YAML's)")
     ask.add_argument("--file-type", action="append", help="only passages of this file type (pdf, docx, html, md, txt)")
@@ -152,6 +177,49 @@ def _reader_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA and AMX CPUs), float32, bfloat16, float16")
+
+
+def _limit_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags for the limits per file of an index run (FileLimits, corpusqa.indexing.limits; docs/operating.md)."""
+    group = parser.add_argument_group("limits per file (a file past one fails alone, saying which)")
+    group.add_argument("--max-file-mb", type=float, help="largest file read, in MB")
+    group.add_argument("--max-inflated-mb", type=float, help="most a DOCX (a zip) may inflate to, in MB")
+    group.add_argument("--max-characters", type=int, help="most characters of text a file may convert to")
+    group.add_argument("--max-passages", type=int, help="most passages a file's text may be split into")
+
+
+def _store_command(commands: argparse._SubParsersAction) -> None:
+    store = commands.add_parser("store", help="check a store folder, or repair its indexes")
+    actions = store.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = actions.add_parser(
+        "check", help="integrity check of the database, passage counts, index folders against their manifests"
+    )
+    repair = actions.add_parser(
+        "repair", help="rebuild both indexes from the database (an empty store where index folders lost theirs)"
+    )
+    for parser, handler in ((check, _store_check), (repair, _store_repair)):
+        parser.add_argument("--store", default=_default_store(), help="store folder (default: ./.corpusqa)")
+        parser.set_defaults(handler=handler)
+
+
+def _prints_json(args: argparse.Namespace) -> bool:
+    """Whether the command prints JSON, whose control characters are escaped rather than stripped."""
+    return bool(getattr(args, "json", False)) or getattr(args, "questions", None) is not None
+
+
+def _refused_weights(error: BaseException, args: argparse.Namespace) -> str | None:
+    """The line for model weights torch refused to unpickle (the pickle would run code), wherever in ``error``'s
+    chain the refusal is; None for any other error."""
+    found: BaseException | None = error
+    while found is not None and not isinstance(found, pickle.UnpicklingError):
+        found = found.__cause__ or found.__context__
+    if found is None:
+        return None
+    model = getattr(args, "model", None) or getattr(args, "reranker", None) or "a model"
+    lines = [line.strip() for line in str(found).splitlines()]
+    why = next((line for line in lines if line.startswith("Unsupported")), "not plain tensors")
+    return (f"{model}: refused to load its weights: they would run code, not only load tensors ({why}); "
+            "use its safetensors weights")
 
 
 def _default_store() -> str:
@@ -242,7 +310,10 @@ def _index(args: argparse.Namespace) -> int:
     from corpusqa.indexing.store.location import open_store
 
     with open_store(args.store) as store:
-        report = index_paths(args.paths, store, embed=not args.no_embed, prune=args.prune)
+        report = index_paths(
+            args.paths, store, settings=_index_settings(args), embed=not args.no_embed, prune=args.prune,
+            follow_symlinks=args.follow_symlinks,
+        )
     print(report.summary())
     return 0
 
@@ -255,7 +326,7 @@ def _ask(args: argparse.Namespace) -> int:
     questions = [{"question": args.question}] if args.question is not None else _questions(args.questions)
     _require_store(args.store)
     reader = {"no_answer_threshold": args.no_answer_threshold}
-    pipeline = load_query_pipeline(args.retriever, args.store, reader, reranker=args.reranker)
+    pipeline = load_query_pipeline(_retriever(args), args.store, reader, reranker=args.reranker)
     filters = {"field": "meta.file_type", "operator": "in", "value": args.file_type} if args.file_type else None
     batch = args.questions is not None
     sink = args.output.open("w", encoding="utf-8") if batch and args.output else sys.stdout
@@ -321,6 +392,64 @@ def _print_result(result) -> None:
     for rank, answer in enumerate(spans, 1):
         print(f"  {rank}. {answer.score:6.1%}  {answer.data}")
         print(f"      {source_label(answer.document, answer.document_offset.start, unknown='?')}  {_marked(answer)}")
+
+
+def _retriever(args: argparse.Namespace) -> str:
+    """The retriever asked for, hybrid when none; a store without embeddings answers with BM25, saying so, and
+    refuses dense and hybrid retrieval asked for by name."""
+    from corpusqa.indexing.store.location import open_store
+
+    with open_store(args.store) as store:
+        embedded = store.has_embeddings()
+    if embedded:
+        return args.retriever or "hybrid"
+    unembedded = f"the store at {args.store} has no embeddings (indexed with --no-embed)"
+    if args.retriever is not None and args.retriever != "bm25":
+        raise UsageError(f"{unembedded}: ask with --retriever bm25, or index again without --no-embed")
+    if args.retriever is None:
+        print(f"corpusqa ask: {unembedded}: answering with BM25", file=sys.stderr)
+    return "bm25"
+
+
+def _index_settings(args: argparse.Namespace):
+    """The default index settings, with the limits given as flags."""
+    from dataclasses import replace
+
+    from corpusqa.indexing.indexer import IndexSettings
+    from corpusqa.indexing.limits import MB, FileLimits
+
+    megabytes = {"max_file_bytes": args.max_file_mb, "max_inflated_bytes": args.max_inflated_mb}
+    given = {name: round(value * MB) for name, value in megabytes.items() if value is not None}
+    counts = {"max_characters": args.max_characters, "max_passages": args.max_passages}
+    given |= {name: value for name, value in counts.items() if value is not None}
+    return IndexSettings(limits=replace(FileLimits(), **given))
+
+
+def _store_check(args: argparse.Namespace) -> int:
+    from corpusqa.indexing.store.maintenance import check_store
+
+    findings = check_store(_store_folder(args.store))
+    for finding in findings:
+        print(f"{'ok' if finding.ok else 'PROBLEM':>7}  {finding.subject}: {finding.text}")
+    if any(not finding.ok and finding.subject not in ("database", "files") for finding in findings):
+        print(f"`corpusqa store repair --store {args.store}` rebuilds the indexes from the database")
+    return 0 if all(finding.ok for finding in findings) else 1
+
+
+def _store_repair(args: argparse.Namespace) -> int:
+    from corpusqa.indexing.store.maintenance import repair_store
+
+    for done in repair_store(_store_folder(args.store)):
+        print(done)
+    return 0
+
+
+def _store_folder(location: str) -> Path:
+    from corpusqa.indexing.store.location import is_folder
+
+    if not is_folder(location):
+        raise UsageError(f"store {location}: check and repair work on a store folder")
+    return Path(location)
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -454,6 +583,8 @@ def _quiet_libraries() -> None:
     handler.setLevel(logging.WARNING)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", handlers=[handler])
     logging.getLogger("pypdf").setLevel(logging.ERROR)
+    # torch's note on a checkpoint's pickle protocol, printed before it refuses the weights (see _refused_weights)
+    warnings.filterwarnings("ignore", message=r"Detected pickle protocol \d+ in the checkpoint")
     # deprecation notes on arguments Haystack's cross-encoder ranker still passes
     logging.getLogger("sentence_transformers.util.decorators").setLevel(logging.ERROR)
 

@@ -313,6 +313,11 @@ class EmbeddedDocumentStore:
             "embedding_dim": self._state("embedding_dim"),
         }
 
+    def has_embeddings(self) -> bool:
+        """Whether passages were written with embeddings (dense retrieval needs them), without loading an index."""
+        with self._lock:
+            return self._state("embedding_dim") is not None
+
     def verify(self) -> None:
         """Raise ``StoreError`` when SQLite finds the database damaged (``PRAGMA quick_check`` reads every
         page: 0.6 s for an 830 MB database, cached; an index run does this first, so it never adds to a

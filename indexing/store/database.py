@@ -41,6 +41,8 @@ INSERT OR IGNORE INTO state VALUES ('log_start', 0);  -- removals up to this gen
 CREATE TABLE IF NOT EXISTS roots (path TEXT PRIMARY KEY);  -- what was given to indexing, see record_roots
 """
 
+#: What a store leaves in its folder that holds no data: the lock of index runs, SQLite's shared-memory index.
+_LEFT_BESIDE = {"bulk.lock", f"{DATABASE}-shm"}
 _DAMAGED = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
 _BUSY = {"SQLITE_BUSY", "SQLITE_LOCKED"}
 
@@ -57,9 +59,11 @@ def connect(folder: Path, index_folders: Callable[[], list[Path]]) -> sqlite3.Co
     """
     database = folder / DATABASE
     if not database.exists():
-        if index_folders():
-            raise orphaned(folder, index_folders())
-        if folder.is_dir() and any(folder.iterdir()):
+        write_ahead_log = folder / f"{DATABASE}-wal"  # commits not yet in the database file: its data too
+        leftovers = index_folders() + ([write_ahead_log] if write_ahead_log.exists() else [])
+        if leftovers:
+            raise orphaned(folder, leftovers)
+        if folder.is_dir() and any(entry.name not in _LEFT_BESIDE for entry in folder.iterdir()):
             raise StoreError(
                 f"store {folder}: the folder holds other files and no store ({DATABASE}); give a new or empty folder"
             )
@@ -86,12 +90,13 @@ def has_tables(db: sqlite3.Connection) -> bool:
     return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'state'").fetchone() is not None
 
 
-def orphaned(folder: Path, index_folders: list[Path]) -> StoreError:
-    names = ", ".join(path.name for path in index_folders)
+def orphaned(folder: Path, leftovers: list[Path]) -> StoreError:
+    """The refusal of index folders (or a write-ahead log) found without the database they belong to."""
+    names = ", ".join(path.name for path in leftovers)
     return StoreError(
-        f"store {folder}: index folders ({names}) without their database ({DATABASE} is missing or empty: "
-        f"deleted or replaced?); restore the database, or start an empty store there with "
-        f"`corpusqa store repair --store {folder}` and index your files again"
+        f"store {folder}: {names} without their database ({DATABASE} is missing or empty: deleted or replaced?); "
+        f"restore the database, or start an empty store there with `corpusqa store repair --store {folder}` "
+        "and index your files again"
     )
 
 

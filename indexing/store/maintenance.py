@@ -30,8 +30,8 @@ def check_store(folder: Path) -> list[Finding]:
     """What is right and wrong with the store in ``folder``; raises ``StoreError`` when there is no store."""
     index_folders = folders.saved(folder, list(_INDEXES))
     if not (folder / DATABASE).is_file():
-        if index_folders:
-            return [Finding("database", False, str(orphaned(folder, index_folders)))]
+        if _leftovers(folder):
+            return [Finding("database", False, str(orphaned(folder, _leftovers(folder))))]
         raise StoreError(f"no store at {folder}")
     db = sqlite3.connect(f"file:{folder / DATABASE}?mode=ro", uri=True)
     try:
@@ -66,11 +66,11 @@ def repair_store(folder: Path) -> list[str]:
     Run it while no other process uses the store."""
     index_folders = folders.saved(folder, list(_INDEXES))
     database = folder / DATABASE
-    if index_folders and _without_tables(database):
+    if _leftovers(folder) and _without_tables(database):
         for path in index_folders:
             folders.discard(path)
-        for leftover in [database, database.with_name(DATABASE + "-wal"), database.with_name(DATABASE + "-shm")]:
-            leftover.unlink(missing_ok=True)
+        for file in [database, database.with_name(f"{DATABASE}-wal"), database.with_name(f"{DATABASE}-shm")]:
+            file.unlink(missing_ok=True)
         with EmbeddedDocumentStore(folder):
             pass
         return [f"removed {len(index_folders)} index folders that had no database; the store is empty now: "
@@ -103,6 +103,12 @@ def _database_findings(db: sqlite3.Connection) -> list[Finding]:
     if not short:
         findings.append(Finding("files", True, "every file's passages are stored"))
     return findings
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    """The index folders, and the write-ahead log, in ``folder``: what a missing database leaves behind."""
+    write_ahead_log = folder / f"{DATABASE}-wal"
+    return folders.saved(folder, list(_INDEXES)) + ([write_ahead_log] if write_ahead_log.exists() else [])
 
 
 def _without_tables(database: Path) -> bool:

@@ -15,7 +15,7 @@ from .model import ReaderModel
 from .squad_metric import SquadDataset, evaluate
 
 #: Questions handed to ``read`` per call: large enough for full batches, small enough for a live progress bar.
-_QUESTIONS_PER_CALL = 256
+_QUESTIONS_PER_CALL = 64
 
 
 def predict_squad(

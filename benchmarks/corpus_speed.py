@@ -152,20 +152,23 @@ def haystack_index(work: Path) -> dict:
 
 
 def corpusqa_query(work: Path, questions: list[dict], passages: int) -> dict:
+    from dataclasses import replace
+
     from corpusqa.pipelines.open_eval import best_span
     from corpusqa.pipelines.query import RETRIEVERS, ask, load_query_pipeline, retrieve
 
     rows = {}
     for retriever in RETRIEVERS:
         pipeline = load_query_pipeline(retriever, work / "store")
-        ask(pipeline, questions[0]["question"], passages, answers=1)  # warm-up: models load on first use
+        one_answer = replace(pipeline.reader.options, top_k=1)
+        ask(pipeline, questions[0]["question"], passages, options=one_answer)  # warm-up: models load on first use
         alone, asked, predictions = [], [], []
         for q in questions:
             started = time.perf_counter()
             retrieve(pipeline, q["question"], 10)
             alone.append(time.perf_counter() - started)
         for q in questions:
-            result = ask(pipeline, q["question"], passages, answers=1)
+            result = ask(pipeline, q["question"], passages, options=one_answer)
             asked.append(result.seconds)
             predictions.append(best_span(result.answers))
         rows[retriever] = {"retrieval": latency(alone), "with_reader": latency(asked), **scores(predictions, questions)}

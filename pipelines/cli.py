@@ -1,4 +1,5 @@
-"""The `corpusqa` command: thin argument parsing over the rooms' functions; no logic of its own."""
+"""corpusqa: extractive question answering over your documents. Index files, ask them questions, serve
+them to people (a search page) or programs (an HTTP API), and evaluate or fine-tune the reader."""
 
 from __future__ import annotations
 
@@ -16,16 +17,18 @@ from pathlib import Path
 # tool should not call out (set HAYSTACK_TELEMETRY_ENABLED=True to opt back in).
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
+# Only light modules here: torch, transformers, Haystack, Streamlit and FastAPI load inside the commands
+# that need them, so `corpusqa --help` and every command's --help answer at once.
 from corpusqa.models import DEFAULT_READER  # noqa: E402
 from corpusqa.pipelines.flag_bounds import check_bounds  # noqa: E402
 from corpusqa.pipelines.terminal import safe_stdout, stripped  # noqa: E402
-from corpusqa.reader.core import ReadOptions  # noqa: E402
-from corpusqa.reader.training import TrainConfig  # noqa: E402
+from corpusqa.pipelines.option_flags import add_flags, given  # noqa: E402
+from corpusqa.reader.options import ReadOptions  # noqa: E402
+from corpusqa.server.settings import DEFAULT_PORT as SERVE_PORT  # noqa: E402
 from corpusqa.ui.launch import DEFAULT_MAX_MB, DEFAULT_PORT, LOCALHOST  # noqa: E402
 
-_DEFAULTS = ReadOptions()
 _STORE_HELP = "store folder, or es://HOST:PORT/INDEX (default: $CORPUSQA_STORE or ./.corpusqa)"
-_TRAIN_DEFAULTS = TrainConfig(train_file="", base_model="", output_dir="")
+_READER_TITLE = "reader options"
 #: TrainConfig fields offered as flags, with their types; the defaults stay in TrainConfig.
 _TRAIN_FIELDS = {
     "max_seq_length": int, "doc_stride": int, "max_question_length": int, "learning_rate": float,
@@ -43,11 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     _quiet_libraries()
+    from corpusqa.server.client import ServerError
+
     try:
         check_bounds(args)
         with safe_stdout(json_output=_prints_json(args)):
             return args.handler(args)
-    except (UsageError, ValueError, OSError) as error:
+    except (UsageError, ValueError, OSError, ServerError) as error:
         print(f"corpusqa {args.command}: error: {stripped(str(error))}", file=sys.stderr)
         return 2
     except sqlite3.Error as error:  # raised past the store's own checks: named here with the store in use
@@ -65,50 +70,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="corpusqa", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    read = commands.add_parser("read", help="answer a question from a text with one reader model")
-    read.add_argument("--model", default=DEFAULT_READER, help="hub id or folder of an extractive QA model (default: the shipped reader)")
-    read.add_argument("--question", "-q", required=True, action="append", help="repeat for several questions")
-    source = read.add_mutually_exclusive_group(required=True)
-    source.add_argument("--context-file", type=Path, help="UTF-8 text file to read the answer from")
-    source.add_argument("--context", help="the text itself")
-    _reader_options(read)
-    read.add_argument("--json", action="store_true", help="print answers as JSON")
-    read.set_defaults(handler=_read)
-
-    evaluate = commands.add_parser("eval", help="evaluate on SQuAD-format data")
-    kinds = evaluate.add_subparsers(dest="kind", required=True)
-    squad = kinds.add_parser("squad", help="reader-only evaluation with the official SQuAD metric")
-    squad.add_argument("--data", type=Path, required=True, help="SQuAD v1.1 or v2.0 JSON file")
-    what = squad.add_mutually_exclusive_group()
-    what.add_argument("--model", default=DEFAULT_READER, help="reader to evaluate (default: the shipped reader)")
-    what.add_argument("--predictions", type=Path, help="score an existing predictions file instead")
-    squad.add_argument("--na-probs", type=Path, help="with --predictions: the v2.0 na_probs file")
-    squad.add_argument("--limit", type=int, help="only the first N questions")
-    squad.add_argument("--output", type=Path, help="folder for predictions.json (and na_probs.json)")
-    squad.add_argument(
-        "--save-threshold", action="store_true", help="v2.0: store the best no-answer threshold with the model"
-    )
-    squad.add_argument("--json", action="store_true", help="print only the metrics, as one JSON object")
-    _reader_options(squad)
-    squad.set_defaults(handler=_eval_squad)
-
-    open_ = kinds.add_parser("open", help="open-domain: index SQuAD paragraphs, ask every question through the pipeline")
-    open_.add_argument("--data", type=Path, required=True, help="SQuAD file whose questions are asked")
-    open_.add_argument("--corpus", type=Path, action="append", default=[], help="more SQuAD files whose paragraphs join the corpus")
-    open_.add_argument("--store", required=True, help="store folder for the corpus (reused if it holds it already)")
-    open_.add_argument("--retriever", choices=("bm25", "dense", "hybrid"), action="append", help="default: all three")
-    open_.add_argument("--passages", type=int, default=10, help="passages the reader reads per question")
-    open_.add_argument("--limit", type=int, help="only the first N questions")
-    open_.add_argument("--json", action="store_true", help="print only the metrics, as one JSON object")
-    open_.set_defaults(handler=_eval_open)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     index = commands.add_parser("index", help="index files and folders (incremental: unchanged files are skipped)")
     index.add_argument("paths", nargs="+", type=Path, help="files and folders, searched recursively")
     index.add_argument("--store", default=_default_store(), help=_STORE_HELP)
     index.add_argument("--prune", action="store_true", help="remove documents whose files are gone from these paths")
     index.add_argument("--no-embed", action="store_true", help="BM25 only: skip dense embeddings")
+    _quiet_flag(index)
     index.add_argument(
         "--follow-symlinks", action="store_true", help="also read files that symlinks in the folders lead to outside them"
     )
@@ -122,29 +91,84 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--output", type=Path, help="with --questions: write JSONL here instead of stdout")
     ask.add_argument("--store", default=_default_store(), help=_STORE_HELP)
     ask.add_argument(
-        "--retriever", choices=("bm25", "dense", "hybrid"), help="default: hybrid, or bm25 for a store without embeddings"
+        "--retriever", choices=("bm25", "dense", "hybrid"),
+        help="default: hybrid, or bm25 for a store without embeddings (with --server: the server's)",
     )
     ask.add_argument("--passages", type=int, help="passages to read (default: the pipeline YAML's)")
-    ask.add_argument("--top-k", type=int, help="answers to show (default: the pipeline YAML's)")
     ask.add_argument("--file-type", action="append", help="only passages of this file type (pdf, docx, html, md, txt)")
-    ask.add_argument("--no-answer-threshold", type=float, help="abstain when null_logit - best_logit exceeds this")
     ask.add_argument("--reranker", help="re-rank the retrieved passages with this cross-encoder (hub id or folder)")
     ask.add_argument("--json", action="store_true", help="print everything machine-readable, offsets included")
+    ask.add_argument("--server", metavar="URL", help="ask a running `corpusqa serve` instead of loading models here")
+    ask.add_argument("--token-file", type=Path, help="with --server: file holding its token (default: $CORPUSQA_TOKEN)")
+    add_flags(ask, ReadOptions, title=_READER_TITLE)
     ask.set_defaults(handler=_ask)
 
     stats = commands.add_parser("stats", help="what the store holds")
     stats.add_argument("--store", default=_default_store(), help=_STORE_HELP)
-    stats.add_argument("--json", action="store_true")
+    stats.add_argument("--json", action="store_true", help="print the raw numbers as JSON")
     stats.set_defaults(handler=_stats)
 
-    ui = commands.add_parser("ui", help="serve the search page for analysts (Streamlit), on this machine unless --host")
+    ui = commands.add_parser("ui", help="serve the search page for people (Streamlit), on this machine unless --host")
     ui.add_argument("--store", default=_default_store(), help="store folder (default: $CORPUSQA_STORE or ./.corpusqa)")
     ui.add_argument("--host", default=LOCALHOST, help=f"address to serve on (default: {LOCALHOST}; 0.0.0.0 exposes it)")
-    ui.add_argument("--port", type=int, default=DEFAULT_PORT)
-    ui.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_MB, help="largest file analysts may upload")
-    ui.add_argument("--no-answer-threshold", type=float, help="the page's starting threshold (default: the pipeline's)")
+    ui.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")
+    ui.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_MB, help="largest file people may upload")
     ui.add_argument("--export-feedback", type=Path, metavar="FILE", help="write feedback as SQuAD 2.0 JSON and exit")
+    add_flags(ui, ReadOptions, title=_READER_TITLE)
     ui.set_defaults(handler=_ui)
+
+    serve = commands.add_parser("serve", help="serve the HTTP API for programs (FastAPI), on this machine unless --host")
+    serve.add_argument("--store", default=_default_store(), help="store folder (default: $CORPUSQA_STORE or ./.corpusqa)")
+    serve.add_argument("--host", default=LOCALHOST, help=f"address to serve on (default: {LOCALHOST}; 0.0.0.0 exposes it)")
+    serve.add_argument("--port", type=int, default=SERVE_PORT, help=f"default: {SERVE_PORT}")
+    serve.add_argument("--retriever", choices=("bm25", "dense", "hybrid"), default="hybrid", help="for questions that name none (default: hybrid)")
+    serve.add_argument("--reranker", help="re-rank the retrieved passages with this cross-encoder (hub id or folder)")
+    serve.add_argument("--token-file", type=Path, help="file holding the bearer token clients must send (default: $CORPUSQA_TOKEN; none: no token)")
+    serve.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_MB, help="most one upload request may carry")
+    serve.add_argument("--index-root", type=Path, action="append", default=[], help="a folder whose files clients may have indexed by path (repeatable; folders indexed before are allowed)")
+    add_flags(serve, ReadOptions, title=_READER_TITLE)
+    serve.set_defaults(handler=_serve)
+
+    read = commands.add_parser("read", help="answer a question from a text with one reader model")
+    read.add_argument("--model", default=DEFAULT_READER, help="hub id or folder of an extractive QA model (default: the shipped reader)")
+    read.add_argument("--question", "-q", required=True, action="append", help="repeat for several questions")
+    source = read.add_mutually_exclusive_group(required=True)
+    source.add_argument("--context-file", type=Path, help="UTF-8 text file to read the answer from")
+    source.add_argument("--context", help="the text itself")
+    read.add_argument("--json", action="store_true", help="print answers as JSON")
+    _model_flags(read)
+    add_flags(read, ReadOptions, ReadOptions(), title=_READER_TITLE)
+    read.set_defaults(handler=_read)
+
+    evaluate = commands.add_parser("eval", help="evaluate on SQuAD-format data")
+    kinds = evaluate.add_subparsers(dest="kind", required=True, metavar="KIND")
+    squad = kinds.add_parser("squad", help="reader-only evaluation with the official SQuAD metric")
+    squad.add_argument("--data", type=Path, required=True, help="SQuAD v1.1 or v2.0 JSON file")
+    what = squad.add_mutually_exclusive_group()
+    what.add_argument("--model", default=DEFAULT_READER, help="reader to evaluate (default: the shipped reader)")
+    what.add_argument("--predictions", type=Path, help="score an existing predictions file instead")
+    squad.add_argument("--na-probs", type=Path, help="with --predictions: the v2.0 na_probs file")
+    squad.add_argument("--limit", type=int, help="only the first N questions")
+    squad.add_argument("--output", type=Path, help="folder for predictions.json (and na_probs.json)")
+    squad.add_argument(
+        "--save-threshold", action="store_true", help="v2.0: store the best no-answer threshold with the model"
+    )
+    squad.add_argument("--json", action="store_true", help="print only the metrics, as one JSON object")
+    _quiet_flag(squad)
+    _model_flags(squad)
+    add_flags(squad, ReadOptions, ReadOptions(), title=_READER_TITLE)
+    squad.set_defaults(handler=_eval_squad)
+
+    open_ = kinds.add_parser("open", help="open-domain: index SQuAD paragraphs, ask every question through the pipeline")
+    open_.add_argument("--data", type=Path, required=True, help="SQuAD file whose questions are asked")
+    open_.add_argument("--corpus", type=Path, action="append", default=[], help="more SQuAD files whose paragraphs join the corpus")
+    open_.add_argument("--store", required=True, help="store folder for the corpus (reused if it holds it already)")
+    open_.add_argument("--retriever", choices=("bm25", "dense", "hybrid"), action="append", help="default: all three")
+    open_.add_argument("--passages", type=int, default=10, help="passages the reader reads per question")
+    open_.add_argument("--limit", type=int, help="only the first N questions")
+    open_.add_argument("--json", action="store_true", help="print only the metrics, as one JSON object")
+    _quiet_flag(open_)
+    open_.set_defaults(handler=_eval_open)
 
     fit = commands.add_parser(
         "train", help="fine-tune an encoder as an extractive reader on SQuAD-format data (resumable)"
@@ -157,26 +181,24 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--checkpoint-minutes", type=float, default=15.0, help="minutes between checkpoints (default 15)")
     fit.add_argument("--dev", type=Path, help="SQuAD-format file to evaluate the final model on")
     fit.add_argument("--dev-limit", type=int, help="evaluate on the first N dev questions only")
-    for name, field in _TRAIN_FIELDS.items():
-        fit.add_argument(f"--{name.replace('_', '-')}", type=field, default=getattr(_TRAIN_DEFAULTS, name))
+    for name, kind in _TRAIN_FIELDS.items():
+        fit.add_argument(f"--{name.replace('_', '-')}", type=kind, help="default: the training configuration's")
     fit.set_defaults(handler=_train)
     return parser
 
 
-def _reader_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--top-k", type=int, default=_DEFAULTS.top_k)
-    parser.add_argument("--max-answer-length", type=int, default=_DEFAULTS.max_answer_length)
-    parser.add_argument("--max-seq-length", type=int, default=_DEFAULTS.max_seq_length)
-    parser.add_argument("--doc-stride", type=int, default=_DEFAULTS.doc_stride)
-    parser.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size)
-    parser.add_argument(
-        "--no-answer-threshold",
-        type=float,
-        default=_DEFAULTS.no_answer_threshold,
-        help="abstain when null_logit - best_logit exceeds this (default: the model's tuned value, else 0)",
-    )
+def _model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA and AMX CPUs), float32, bfloat16, float16")
+
+
+def _quiet_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (none either when stderr is not a terminal)")
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """Progress bars for people: on a terminal, unless --quiet (or --json) says otherwise."""
+    return not (args.quiet or getattr(args, "json", False)) and sys.stderr.isatty()
 
 
 def _limit_flags(parser: argparse.ArgumentParser) -> None:
@@ -226,20 +248,11 @@ def _default_store() -> str:
     return os.environ.get("CORPUSQA_STORE", ".corpusqa")
 
 
-def _options(args: argparse.Namespace) -> ReadOptions:
-    return ReadOptions(
-        top_k=args.top_k,
-        max_answer_length=args.max_answer_length,
-        max_seq_length=args.max_seq_length,
-        doc_stride=args.doc_stride,
-        batch_size=args.batch_size,
-        no_answer_threshold=args.no_answer_threshold,
-    )
-
-
 def _read(args: argparse.Namespace) -> int:
     from haystack import Document
 
+    from corpusqa.pipelines.answer_text import record_lines
+    from corpusqa.pipelines.answers import answers_json
     from corpusqa.reader import load_reader_model, read
 
     if args.context_file is not None:
@@ -251,14 +264,12 @@ def _read(args: argparse.Namespace) -> int:
         raise UsageError(f"{name} is empty: there is nothing to read an answer from")
     reader = load_reader_model(args.model, device=args.device, dtype=args.dtype)
     passage = Document(content=text, meta={"file_path": name})
-    results = read(reader, args.question, [passage], _options(args))
+    results = read(reader, args.question, [passage], ReadOptions(**given(args, ReadOptions)))
+    records = [answers_json(question, answers) for question, answers in zip(args.question, results)]
     if args.json:
-        print(json.dumps([[_answer_json(a) for a in answers] for answers in results], ensure_ascii=False, indent=2))
-        return 0
-    for question, answers in zip(args.question, results):
-        print(f"Q: {question}")
-        for rank, answer in enumerate(answers, 1):
-            print(f"  {rank}. {answer.score:6.1%}  {_marked(answer)}")
+        print(json.dumps(records, ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(line for record in records for line in record_lines(record)))
     return 0
 
 
@@ -269,42 +280,6 @@ def _read_text(path: Path) -> str:
         raise UsageError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from error
 
 
-def _answer_json(answer) -> dict:
-    """An answer with every offset: into the passage, into its context snippet and, when known, into the file
-    and the page it stands on (a passage may start on the page before)."""
-    from corpusqa.indexing.split import page_at
-
-    if answer.data is None:
-        return {"answer": None, "score": answer.score}
-    meta = {k: v for k, v in answer.document.meta.items() if not k.startswith("_")}
-    found = {
-        "answer": answer.data,
-        "score": answer.score,
-        "start": answer.document_offset.start,
-        "end": answer.document_offset.end,
-        "context": answer.context,
-        "context_start": answer.context_offset.start,
-        "context_end": answer.context_offset.end,
-        "document_id": answer.document.id,
-        "meta": meta,
-    }
-    if isinstance(meta.get("split_idx_start"), int):
-        found["file_start"] = meta["split_idx_start"] + found["start"]
-        found["file_end"] = meta["split_idx_start"] + found["end"]
-    page = page_at(answer.document, found["start"])
-    if page is not None:
-        found["page"] = page
-    return found
-
-
-def _marked(answer) -> str:
-    """The answer inside its context snippet, marked with »«; the no-answer said plainly."""
-    if answer.data is None:
-        return "(no answer: the reader abstains)"
-    context, span = answer.context.replace("\n", " "), answer.context_offset
-    return f"…{context[: span.start]}»{context[span.start : span.end]}«{context[span.end :]}…"
-
-
 def _index(args: argparse.Namespace) -> int:
     from corpusqa.indexing.indexer import index_paths
     from corpusqa.indexing.store.location import open_store
@@ -312,38 +287,59 @@ def _index(args: argparse.Namespace) -> int:
     with open_store(args.store) as store:
         report = index_paths(
             args.paths, store, settings=_index_settings(args), embed=not args.no_embed, prune=args.prune,
-            follow_symlinks=args.follow_symlinks,
+            follow_symlinks=args.follow_symlinks, progress=_progress(args),
         )
     print(report.summary())
     return 0
 
 
 def _ask(args: argparse.Namespace) -> int:
-    from corpusqa.pipelines.query import ask, load_query_pipeline
+    from corpusqa.pipelines.answer_text import record_lines
 
     if (args.question is None) == (args.questions is None):
         raise UsageError("give one question, or --questions FILE")
     questions = [{"question": args.question}] if args.question is not None else _questions(args.questions)
-    _require_store(args.store)
-    reader = {"no_answer_threshold": args.no_answer_threshold}
-    pipeline = load_query_pipeline(_retriever(args), args.store, reader, reranker=args.reranker)
-    filters = {"field": "meta.file_type", "operator": "in", "value": args.file_type} if args.file_type else None
+    answer = _remote_asker(args) if args.server else _local_asker(args)
     batch = args.questions is not None
     sink = args.output.open("w", encoding="utf-8") if batch and args.output else sys.stdout
     try:
         for item in questions:
-            result = ask(pipeline, item["question"], args.passages, args.top_k, filters)
+            record = {**item, **answer(item["question"])}
             if batch or args.json:
-                record = {**item, "abstained": result.abstained, "seconds": round(result.seconds, 4)}
-                record["retrieval_seconds"] = round(result.retrieval_seconds, 4)
-                record["answers"] = [_answer_json(a) for a in result.answers]
                 print(json.dumps(record, ensure_ascii=False, indent=None if batch else 2), file=sink)
             else:
-                _print_result(result)
+                print("\n".join(record_lines(record)))
     finally:
         if sink is not sys.stdout:
             sink.close()
     return 0
+
+
+def _local_asker(args: argparse.Namespace):
+    """Question -> the JSON record, from pipelines loaded in this process."""
+    from dataclasses import replace
+
+    from corpusqa.pipelines.answers import result_json
+    from corpusqa.pipelines.query import ask, file_type_filter, load_query_pipeline
+
+    _require_store(args.store)
+    pipeline = load_query_pipeline(_retriever(args), args.store, reranker=args.reranker)
+    options = replace(pipeline.reader.options, **given(args, ReadOptions))
+    filters = file_type_filter(args.file_type)
+    return lambda question: result_json(ask(pipeline, question, args.passages, filters, options))
+
+
+def _remote_asker(args: argparse.Namespace):
+    """Question -> the JSON record, from the server at ``args.server`` (which has its own store and reranker)."""
+    from corpusqa.server.client import call
+    from corpusqa.server.settings import read_token
+
+    if args.reranker:
+        raise UsageError("--reranker is the server's choice: start `corpusqa serve` with it")
+    token = read_token(args.token_file, os.environ)
+    asked = {"retriever": args.retriever, "passages": args.passages, "file_types": args.file_type}
+    settings = {key: value for key, value in asked.items() if value is not None} | given(args, ReadOptions)
+    return lambda question: call(args.server, "/ask", {"question": question, **settings}, token)
 
 
 def _questions(path: Path) -> list[dict]:
@@ -375,23 +371,6 @@ def _require_store(store: str) -> None:
     folder = store_config(store)["init_parameters"].get("path")
     if folder is not None and not Path(folder).is_dir():
         raise UsageError(f"no store at {store}: index documents first (corpusqa index PATH --store {store})")
-
-
-def _print_result(result) -> None:
-    from corpusqa.pipelines.query import source_label
-
-    timing = f"retrieval {result.retrieval_seconds * 1000:.0f} ms, reading {result.reading_seconds * 1000:.0f} ms"
-    print(f"Q: {result.question}   ({timing})")
-    spans = [a for a in result.answers if a.data is not None]
-    if result.abstained:
-        print("  No answer found: the reader abstains. The best passages were:")
-        for passage in result.passages[:3]:
-            print(f"   - {source_label(passage, 0, unknown='?')}: {passage.content[:160].strip()}…")
-        if spans:
-            print("  Weaker candidates:")
-    for rank, answer in enumerate(spans, 1):
-        print(f"  {rank}. {answer.score:6.1%}  {answer.data}")
-        print(f"      {source_label(answer.document, answer.document_offset.start, unknown='?')}  {_marked(answer)}")
 
 
 def _retriever(args: argparse.Namespace) -> str:
@@ -454,6 +433,7 @@ def _store_folder(location: str) -> Path:
 
 def _stats(args: argparse.Namespace) -> int:
     from corpusqa.indexing.store.location import open_store
+    from corpusqa.pipelines.readable import stats_lines
 
     _require_store(args.store)
     with open_store(args.store) as store:
@@ -461,8 +441,7 @@ def _stats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(stats, indent=2, default=str))
     else:
-        for key, value in stats.items():
-            print(f"{key:>20}: {value}")
+        print("\n".join(stats_lines(args.store, stats)))
     return 0
 
 
@@ -481,7 +460,32 @@ def _ui(args: argparse.Namespace) -> int:
         written = FeedbackStore.beside(args.store).export(args.export_feedback)
         print(f"wrote {written} training examples to {args.export_feedback}")
         return 0
-    return serve(UISettings(Path(args.store), args.max_upload_mb, args.no_answer_threshold), args.host, args.port)
+    return serve(UISettings(Path(args.store), args.max_upload_mb, given(args, ReadOptions)), args.host, args.port)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from corpusqa.indexing.store.location import is_folder
+    from corpusqa.server.settings import ServerSettings, read_token
+
+    if not is_folder(args.store):
+        raise UsageError("the server needs a store folder: it keeps uploads in it")
+    if args.max_upload_mb < 1:
+        raise UsageError("--max-upload-mb must be at least 1")
+    for root in args.index_root:
+        if not root.is_dir():
+            raise UsageError(f"--index-root {root}: no such folder")
+    settings = ServerSettings(
+        store=Path(args.store),
+        retriever=args.retriever,
+        reader=given(args, ReadOptions),
+        reranker=args.reranker,
+        max_upload_mb=args.max_upload_mb,
+        index_roots=tuple(args.index_root),
+        token=read_token(args.token_file, os.environ),
+    )
+    from corpusqa.server.app import serve
+
+    return serve(settings, args.host, args.port)
 
 
 def _eval_squad(args: argparse.Namespace) -> int:
@@ -495,8 +499,9 @@ def _eval_squad(args: argparse.Namespace) -> int:
     else:
         dataset = load_squad(args.data)
         reader = load_reader_model(args.model, device=args.device, dtype=args.dtype)
+        options = ReadOptions(**given(args, ReadOptions))
         metrics = evaluate_reader(
-            reader, dataset, _options(args), limit=args.limit, progress=not args.json, output_dir=args.output
+            reader, dataset, options, limit=args.limit, progress=_progress(args), output_dir=args.output
         )
         if args.save_threshold:
             if "best_f1_no_answer_threshold" not in metrics or not reader.name or not Path(reader.name).is_dir():
@@ -511,12 +516,10 @@ def _eval_squad(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from corpusqa.reader import load_reader_model
     from corpusqa.reader.evaluation import evaluate_reader
     from corpusqa.reader.squad_metric import load_squad
-    from corpusqa.reader.training import StopControl, resume_config, train
+    from corpusqa.reader.training import StopControl, TrainConfig, resume_config, train
 
     if args.resume is not None:
         if args.train or args.model or args.output:
@@ -525,13 +528,8 @@ def _train(args: argparse.Namespace) -> int:
     elif not (args.train and args.model and args.output):
         raise UsageError("a new run needs --train, --model and --output (or --resume RUN_DIR)")
     else:
-        config = replace(
-            _TRAIN_DEFAULTS,
-            train_file=args.train,
-            base_model=args.model,
-            output_dir=args.output,
-            **{name: getattr(args, name) for name in _TRAIN_FIELDS},
-        )
+        chosen = {name: getattr(args, name) for name in _TRAIN_FIELDS if getattr(args, name) is not None}
+        config = TrainConfig(train_file=args.train, base_model=args.model, output_dir=args.output, **chosen)
     outcome = train(
         config,
         resume=args.resume is not None,
@@ -563,14 +561,14 @@ def _eval_open(args: argparse.Namespace) -> int:
     store = open_store(args.store)
     held = store.count_documents()
     if held == 0:
-        index_passages(store, passages, progress=not args.json)
+        index_passages(store, passages, progress=_progress(args))
     elif held != len(passages):
         raise UsageError(f"{args.store} holds {held} passages, not this corpus's {len(passages)}: use another --store")
     store.close()
     examples = questions.examples[: args.limit] if args.limit else questions.examples
     results = {"passages": len(passages), "questions": len(examples)}
     retrievers = args.retriever or ["bm25", "dense", "hybrid"]
-    results.update(evaluate_open(examples, retrievers, args.store, args.passages, progress=not args.json))
+    results.update(evaluate_open(examples, retrievers, args.store, args.passages, progress=_progress(args)))
     print(json.dumps(results, indent=None if args.json else 2))
     return 0
 
@@ -578,7 +576,8 @@ def _eval_open(args: argparse.Namespace) -> int:
 def _quiet_libraries() -> None:
     """The CLI has its own output; libraries print warnings and errors only. The level is the handler's, as
     bm25s sets its own logger to DEBUG when imported (a line per index build). transformers 5 prints a
-    progress bar and a load report per model; pypdf warns about the broken PDFs the index summary names."""
+    progress bar and a load report per model; pypdf warns about the broken PDFs the index summary names.
+    transformers is told through its environment, unless already loaded: importing it costs a second."""
     handler = logging.StreamHandler()
     handler.setLevel(logging.WARNING)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", handlers=[handler])
@@ -587,11 +586,14 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r"Detected pickle protocol \d+ in the checkpoint")
     # deprecation notes on arguments Haystack's cross-encoder ranker still passes
     logging.getLogger("sentence_transformers.util.decorators").setLevel(logging.ERROR)
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
 
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    else:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def evaluate_open(
             predictions[example.id] = best_span(rank(example.question, [c for c in found if c.document.id in ids], threshold, options))
         metrics = evaluate(dataset, predictions)
         results[name].update(exact=metrics["exact"], f1=metrics["f1"], total=len(examples))
-        seconds = [ask(pipeline, e.question, passages, answers=1).seconds for e in examples[:latency_sample]]
+        seconds = [ask(pipeline, e.question, passages, options=options).seconds for e in examples[:latency_sample]]
         results[name].update(_percentiles("end_to_end", seconds))
     return results
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,11 @@ import yaml
 from haystack import Document, Pipeline
 from haystack.dataclasses import ExtractedAnswer
 
-import corpusqa.reader  # noqa: F401  (registers corpusqa as trusted for Pipeline deserialization)
 from corpusqa.indexing.embedding import embedding_precision, local_model_path
 from corpusqa.indexing.split import page_at
 from corpusqa.indexing.store.location import store_config
 from corpusqa.reader.component import ExtractiveReader
+from corpusqa.reader.options import ReadOptions
 
 PIPELINE_DIR = Path(__file__).parent
 RETRIEVERS = ("bm25", "dense", "hybrid")
@@ -89,8 +90,9 @@ def load_query_pipeline(
     candidates: int = RERANK_CANDIDATES,
 ) -> QueryPipeline:
     """The YAML pipeline for ``retriever``, pointed at ``store`` (a folder or a store URL, see
-    ``store_config``); ``reader`` overrides the reader's settings; ``reranker`` (a cross-encoder's hub id
-    or folder) re-scores the top ``candidates`` passages before the reader (see ``add_reranker``)."""
+    ``store_config``); ``reader`` overrides the reader's settings: its init parameters (``model``,
+    ``device``...) or fields of its ``ReadOptions``; ``reranker`` (a cross-encoder's hub id or folder)
+    re-scores the top ``candidates`` passages before the reader (see ``add_reranker``)."""
     data = yaml.safe_load(pipeline_file(retriever).read_text(encoding="utf-8"))
     location = store_config(store)
     for component in data["components"].values():
@@ -100,9 +102,17 @@ def load_query_pipeline(
         if component["type"].endswith("TextEmbedder"):
             params["model"] = local_model_path(params["model"])
         if component["type"].endswith("ExtractiveReader") and reader:
-            params.update({k: v for k, v in reader.items() if v is not None})
+            _override_reader(params, reader)
     pipeline = split_at_reader(Pipeline.from_dict(data))
     return pipeline if reranker is None else add_reranker(pipeline, str(reranker), candidates)
+
+
+def _override_reader(params: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Set the reader's init parameters, and the fields of its options, that ``overrides`` names (not None)."""
+    fields = ReadOptions.__dataclass_fields__
+    given = {key: value for key, value in overrides.items() if value is not None}
+    params.update({key: value for key, value in given.items() if key not in fields})
+    params["options"] = {**params.get("options", {}), **{key: value for key, value in given.items() if key in fields}}
 
 
 def _pointed_at(declared: dict[str, Any], location: dict[str, Any]) -> dict[str, Any]:
@@ -165,17 +175,22 @@ def retrieve(
     return output[pipeline.feeder]["documents"]
 
 
+def file_type_filter(file_types: Sequence[str] | None) -> dict[str, Any] | None:
+    """The store filter for passages of any of ``file_types`` (None for none given: every passage)."""
+    return {"field": "meta.file_type", "operator": "in", "value": list(file_types)} if file_types else None
+
+
 def ask(
     pipeline: QueryPipeline,
     question: str,
     passages: int | None = None,
-    answers: int | None = None,
     filters: dict[str, Any] | None = None,
-    no_answer_threshold: float | None = None,
+    options: ReadOptions | None = None,
 ) -> Result:
-    """Retrieve, then read; ``passages``, ``answers`` and ``no_answer_threshold`` override the YAML's values."""
+    """Retrieve, then read. ``passages`` overrides the YAML's count of passages read, ``options`` the reader's
+    ``ReadOptions`` (replace fields of ``pipeline.reader.options`` to change some)."""
     started = time.perf_counter()
     documents = retrieve(pipeline, question, passages, filters)
     retrieved = time.perf_counter()
-    found = pipeline.reader.run(question, documents, top_k=answers, no_answer_threshold=no_answer_threshold)
+    found = pipeline.reader.run(question, documents, options=options)
     return Result(question, found["answers"], documents, retrieved - started, time.perf_counter() - retrieved)

@@ -12,10 +12,9 @@ from haystack.utils import Secret, deserialize_secrets_inplace
 
 from corpusqa.models import DEFAULT_READER
 
-from .core import ReadOptions, read
+from .core import read
 from .model import ReaderModel, load_reader_model
-
-_DEFAULTS = ReadOptions()
+from .options import ReadOptions
 
 # Importing corpusqa's component is trusting corpusqa: Pipeline YAML that names its components loads.
 allow_deserialization_module("corpusqa")
@@ -23,7 +22,15 @@ allow_deserialization_module("corpusqa")
 
 @component
 class ExtractiveReader:
-    """Extract answer spans for a query from documents, ranked across all of them (see ``core``)."""
+    """Extract answer spans for a query from documents, ranked across all of them (see ``core``).
+
+    :param model: hub id or folder of an extractive QA model (default: the shipped reader).
+    :param device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``...
+    :param dtype: ``auto`` (bf16 where the hardware runs it fast), ``float32``, ``bfloat16``, ``float16``.
+    :param token: Hugging Face token for private hub models.
+    :param options: how the reader cuts, decodes and ranks (``ReadOptions``, or a dict of some of its fields;
+        the rest keep their defaults). Serialised whole, as a mapping of every field.
+    """
 
     def __init__(
         self,
@@ -31,33 +38,13 @@ class ExtractiveReader:
         device: str = "auto",
         dtype: str = "auto",
         token: Secret | None = Secret.from_env_var(["HF_API_TOKEN", "HF_TOKEN"], strict=False),
-        top_k: int = _DEFAULTS.top_k,
-        max_seq_length: int = _DEFAULTS.max_seq_length,
-        doc_stride: int = _DEFAULTS.doc_stride,
-        max_question_length: int = _DEFAULTS.max_question_length,
-        max_answer_length: int = _DEFAULTS.max_answer_length,
-        n_best_per_window: int = _DEFAULTS.n_best_per_window,
-        no_answer_threshold: float | None = _DEFAULTS.no_answer_threshold,
-        no_answer: bool = _DEFAULTS.no_answer,
-        batch_size: int = _DEFAULTS.batch_size,
-        context_chars: int = _DEFAULTS.context_chars,
+        options: ReadOptions | dict[str, Any] | None = None,
     ):
         self.model = str(model)
         self.device = device
         self.dtype = dtype
         self.token = token
-        self.options = ReadOptions(
-            top_k=top_k,
-            max_seq_length=max_seq_length,
-            doc_stride=doc_stride,
-            max_question_length=max_question_length,
-            max_answer_length=max_answer_length,
-            n_best_per_window=n_best_per_window,
-            no_answer_threshold=no_answer_threshold,
-            no_answer=no_answer,
-            batch_size=batch_size,
-            context_chars=context_chars,
-        )
+        self.options = options if isinstance(options, ReadOptions) else ReadOptions.from_dict(options or {})
         self._loaded: ReaderModel | None = None
 
     def warm_up(self) -> None:
@@ -74,38 +61,28 @@ class ExtractiveReader:
 
     @component.output_types(answers=list[ExtractedAnswer])
     def run(
-        self,
-        query: str,
-        documents: list[Document],
-        top_k: int | None = None,
-        no_answer_threshold: float | None = None,
+        self, query: str, documents: list[Document], top_k: int | None = None, options: ReadOptions | None = None
     ) -> dict[str, list[ExtractedAnswer]]:
-        """Answers for ``query``, best first; a no-answer (``data=None``) ranks first when the reader abstains."""
-        options = self.options
+        """Answers for ``query``, best first; a no-answer (``data=None``) ranks first when the reader abstains.
+
+        :param query: the question.
+        :param documents: the passages to read.
+        :param top_k: answers to return (default: the options').
+        :param options: options for this call instead of the component's.
+        """
+        chosen = options or self.options
         if top_k is not None:
-            options = replace(options, top_k=top_k)
-        if no_answer_threshold is not None:
-            options = replace(options, no_answer_threshold=no_answer_threshold)
-        return {"answers": read(self.loaded, query, documents, options)}
+            chosen = replace(chosen, top_k=top_k)
+        return {"answers": read(self.loaded, query, documents, chosen)}
 
     def to_dict(self) -> dict[str, Any]:
-        options = self.options
         return default_to_dict(
             self,
             model=self.model,
             device=self.device,
             dtype=self.dtype,
             token=self.token.to_dict() if self.token else None,
-            top_k=options.top_k,
-            max_seq_length=options.max_seq_length,
-            doc_stride=options.doc_stride,
-            max_question_length=options.max_question_length,
-            max_answer_length=options.max_answer_length,
-            n_best_per_window=options.n_best_per_window,
-            no_answer_threshold=options.no_answer_threshold,
-            no_answer=options.no_answer,
-            batch_size=options.batch_size,
-            context_chars=options.context_chars,
+            options=self.options.to_dict(),
         )
 
     @classmethod

@@ -1,12 +1,25 @@
-"""`corpusqa read` and `corpusqa eval squad` from the shell's point of view."""
+"""The `corpusqa` command from the shell's point of view: start-up, flags, `read`, `eval squad`, `stats`, and
+progress bars."""
 
+import argparse
+import dataclasses
+import fcntl
 import json
+import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
-from corpusqa.pipelines.cli import main
+from corpusqa.pipelines.cli import _parser, main
+from corpusqa.pipelines.option_flags import add_flags, given
+from corpusqa.reader.options import ReadOptions
 from shared_data import SAMPLE_DIR, SQUAD_DIR, full_squad
 
 
@@ -26,10 +39,26 @@ def test_read_prints_ranked_answers_marked_in_context(tiny_models, tmp_path, cap
 def test_read_json_carries_offsets(tiny_models, capsys):
     context = "Ada Lovelace wrote the first program."
     code, out, _ = run(capsys, "read", "--model", str(tiny_models["roberta"]), "-q", "Who?", "-q", "What?", "--context", context, "--json", "--no-answer-threshold", "1e9")
-    results = json.loads(out)
-    assert code == 0 and len(results) == 2
-    best = results[0][0]
+    records = json.loads(out)
+    assert code == 0 and [record["question"] for record in records] == ["Who?", "What?"]
+    best = records[0]["answers"][0]
     assert best["answer"] == context[best["start"] : best["end"]]
+    assert all(answer["answer"] for record in records for answer in record["answers"])
+    assert all(set(record["no_answer"]) == {"score"} and record["abstained"] is False for record in records)
+
+
+def test_answers_are_shown_with_white_space_collapsed_and_their_offsets_kept(tiny_models, capsys):
+    context = "The tower\n    was completed\n\n   in 1889\tin Paris,\n  by Gustave   Eiffel's company."
+    asked = ["read", "--model", str(tiny_models["bert-uncased"]), "-q", "When?", "--context", context,
+             "--no-answer-threshold", "1e9", "--top-k", "20", "--max-answer-length", "12"]  # fmt: skip
+    _, out, _ = run(capsys, *asked, "--json")
+    answers = json.loads(out)[0]["answers"]
+    assert any(re.search(r"\s\s|\n", a["answer"]) for a in answers), "some answer spans a line break"
+    assert all(a["answer"] == context[a["start"] : a["end"]] for a in answers), "the JSON keeps the passage's text"
+    _, text, _ = run(capsys, *asked)
+    shown = [line.split("%  ", 1)[1] for line in text.splitlines() if re.match(r"\s+\d+\.\s+[\d.]+%  ", line)]
+    assert shown == [" ".join(a["answer"].split()) for a in answers]
+    assert "\t" not in text and not re.search(r"  \S.*\n {4}\S", text)
 
 
 @pytest.mark.parametrize(
@@ -73,3 +102,156 @@ def test_eval_squad_v2_with_a_model_writes_official_files(tiny_models, tmp_path,
 def test_console_script_is_installed():
     done = subprocess.run([sys.executable, "-m", "corpusqa.pipelines.cli", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "read" in done.stdout and "eval" in done.stdout
+
+
+# -- start-up --------------------------------------------------------------------------------------------
+
+HEAVY = ("torch", "transformers", "haystack", "sentence_transformers", "streamlit", "fastapi", "uvicorn")
+COMMANDS = [[], ["index"], ["ask"], ["stats"], ["ui"], ["serve"], ["read"], ["eval"], ["eval", "squad"],
+            ["eval", "open"], ["train"]]  # fmt: skip
+
+
+def test_help_of_every_command_loads_no_heavy_library():
+    script = f"""
+import json, sys
+from corpusqa.pipelines.cli import main
+for command in {COMMANDS!r}:
+    try:
+        main([*command, "--help"])
+    except SystemExit as done:
+        assert done.code == 0, command
+print(json.dumps(sorted(name for name in {HEAVY!r} if name in sys.modules)))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+# -- reader options as flags ----------------------------------------------------------------------------
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Every command's parser by its name ("eval squad" for a nested one)."""
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[name] = sub
+                found.update({f"{name} {inner}": p for inner, p in _subparsers(sub).items()})
+    return found
+
+
+@pytest.mark.parametrize("command", ["read", "eval squad", "ask", "ui", "serve"])
+def test_every_reader_option_is_a_flag_explained_by_its_field(command):
+    flags = {option: action for action in _subparsers(_parser())[command]._actions for option in action.option_strings}
+    for option in dataclasses.fields(ReadOptions):
+        action = flags["--" + option.name.replace("_", "-")]
+        assert action.help.startswith(option.metadata["help"].replace("%", "%%")), option.name
+        assert action.default is None, "not given unless the user gives it"
+
+
+def test_flags_follow_the_fields_of_an_options_dataclass_whatever_they_are():
+    @dataclass(frozen=True)
+    class Options:
+        count: int = field(default=3, metadata={"help": "how many"})
+        ratio: float | None = None
+        name: str = "x"
+        folder: Path | None = None
+        strict: bool = True
+
+    parser = argparse.ArgumentParser()
+    add_flags(parser, Options, Options())
+    args = parser.parse_args(["--count", "5", "--ratio", "0.5", "--folder", "/tmp", "--no-strict"])
+    assert given(args, Options) == {"count": 5, "ratio": 0.5, "folder": Path("/tmp"), "strict": False}
+    assert dataclasses.replace(Options(), **given(args, Options)) == Options(5, 0.5, "x", Path("/tmp"), False)
+    assert given(parser.parse_args([]), Options) == {}
+    assert "how many (default: 3)" in parser.format_help()
+
+
+def test_a_field_no_flag_can_read_is_named():
+    @dataclass
+    class Options:
+        shape: tuple[int, int] = (1, 1)
+
+    with pytest.raises(TypeError, match="Options.shape"):
+        add_flags(argparse.ArgumentParser(), Options)
+
+
+def test_read_passes_every_option_given_to_the_reader(tiny_models, capsys, monkeypatch):
+    seen = []
+    monkeypatch.setattr("corpusqa.reader.read", lambda reader, questions, passages, options: seen.append(options) or [[]])
+    run(capsys, "read", "--model", str(tiny_models["electra"]), "-q", "Who?", "--context", "Ada.", "--doc-stride", "32",
+        "--no-merge-overlapping", "--context-chars", "40")  # fmt: skip
+    assert seen == [ReadOptions(doc_stride=32, merge_overlapping=False, context_chars=40)]
+
+
+# -- stats ----------------------------------------------------------------------------------------------
+
+
+def test_stats_read_as_counts_local_dates_and_sizes(tmp_path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for number in range(3):
+        (docs / f"note-{number}.txt").write_text(f"Note {number}: the meeting moved to room {number}.", encoding="utf-8")
+    store = tmp_path / "store"
+    assert main(["index", str(docs), "--store", str(store), "--no-embed", "--quiet"]) == 0
+    capsys.readouterr()
+    code, out, _ = run(capsys, "stats", "--store", str(store))
+    assert code == 0
+    assert "Passages:       3 from 3 files (3 documents)" in out and "  txt           3 files, 3 passages" in out
+    assert re.search(r"Last indexed:   \d{4}-\d\d-\d\d \d\d:\d\d\n", out)
+    assert re.search(r"On disk:        [\d.]+ (KB|MB) \(sqlite [\d.]+ (KB|MB), bm25 ", out)
+    assert "Dense index:    none (indexed without embeddings: BM25 only)" in out
+    assert "{" not in out and not re.search(r"\d{9}", out), "no dict reprs, no raw epochs"
+    _, raw, _ = run(capsys, "stats", "--store", str(store), "--json")
+    assert json.loads(raw)["passages"] == 3
+
+
+# -- progress ---------------------------------------------------------------------------------------------
+
+
+def on_a_terminal(*argv: str) -> str:
+    """What `corpusqa ARGV` writes to stderr when stderr is a terminal (a pseudo-terminal, 120 columns wide)."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    with subprocess.Popen([sys.executable, "-m", "corpusqa.pipelines.cli", *argv], stdout=subprocess.DEVNULL,
+                          stderr=follower) as process:  # fmt: skip
+        os.close(follower)
+        written = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closes when the process ends
+                break
+            if not chunk:
+                break
+            written += chunk
+    os.close(leader)
+    assert process.returncode == 0, written
+    return written.decode("utf-8", "replace")
+
+
+def test_an_index_run_shows_files_passages_converted_and_embedded_with_rates_on_a_terminal(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for number in range(3):
+        (docs / f"note-{number}.txt").write_text(f"Note {number}: the meeting moved to room {number}.", encoding="utf-8")
+    shown = on_a_terminal("index", str(docs), "--store", str(tmp_path / "store"))
+    assert re.search(r"files: 100%\S* 3/3 \[[\d:]+<[\d:]+, [^\]]+ files(/s)?\]", shown), "a rate and an ETA"
+    assert re.search(r"converted: 3 passages \[[\d:]+, [^\]]+ passages(/s)?\]", shown), "a count and a rate"
+    assert re.search(r"embedded: 100%\S* 3/3 \[[\d:]+<[\d:]+, [^\]]+ passages(/s)?\]", shown)
+    assert on_a_terminal("index", str(docs), "--store", str(tmp_path / "quiet"), "--no-embed", "--quiet") == ""
+
+
+def test_an_index_run_prints_no_bars_where_stderr_is_not_a_terminal(tmp_path):
+    (tmp_path / "a.txt").write_text("A short note.", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "corpusqa.pipelines.cli", "index", str(tmp_path / "a.txt"),
+                           "--store", str(tmp_path / "store"), "--no-embed"], capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0 and done.stderr == "" and done.stdout.startswith("Indexed 1 files")
+
+
+def test_eval_shows_questions_evaluated_on_a_terminal_unless_quiet(tiny_models):
+    asked = ["eval", "squad", "--data", str(SAMPLE_DIR / "dev-v1.1.json"), "--model", str(tiny_models["electra"]),
+             "--limit", "20"]  # fmt: skip
+    assert re.search(r"evaluating: 100%\S* 20/20 \[[\d:]+<[\d:]+, ", on_a_terminal(*asked))
+    assert on_a_terminal(*asked, "--quiet") == ""

@@ -1,6 +1,7 @@
 """The query pipelines: each YAML loads, retrieves from the store and reads, as the CLI and UI run them."""
 
 import json
+from dataclasses import replace
 
 import pytest
 from haystack import Document
@@ -41,7 +42,8 @@ def reader_settings(tiny_models):
 @pytest.mark.parametrize("retriever", RETRIEVERS)
 def test_each_pipeline_retrieves_the_passage_and_reads_it(store_dir, reader_settings, retriever):
     pipeline = load_query_pipeline(retriever, store_dir, reader_settings)
-    result = ask(pipeline, "When was the Eiffel Tower completed?", passages=2, answers=3)
+    three = replace(pipeline.reader.options, top_k=3)
+    result = ask(pipeline, "When was the Eiffel Tower completed?", passages=2, options=three)
     assert result.passages[0].meta["file_name"] == "tower.pdf"
     assert len(result.passages) <= 2 and result.seconds > 0
     spans = [a for a in result.answers if a.data is not None]
@@ -104,9 +106,19 @@ def test_ask_prints_json_with_file_offsets(store_dir, capsys):
     code = main(["ask", "Who gave their name to Normandy?", "--store", str(store_dir), "--retriever", "bm25", "--json", "--passages", "2"])
     record = json.loads(capsys.readouterr().out)
     assert code == 0 and record["question"] == "Who gave their name to Normandy?"
-    best = next(a for a in record["answers"] if a["answer"])
+    best = record["answers"][0]
     assert best["file_start"] == best["start"] and best["meta"]["file_name"]
     assert best["answer"] == best["context"][best["context_start"] : best["context_end"]]
+    assert all(answer["answer"] for answer in record["answers"]), "the no-answer has a field of its own"
+    assert set(record["no_answer"]) == {"score"} and isinstance(record["abstained"], bool)
+    assert [p["document_id"] for p in record["passages"]] and len(record["passages"]) <= 2
+
+
+def test_reader_overrides_set_init_parameters_and_option_fields(store_dir, reader_settings):
+    pipeline = load_query_pipeline("bm25", store_dir, {**reader_settings, "top_k": 2, "max_answer_length": 4})
+    assert pipeline.reader.dtype == "float32"
+    assert (pipeline.reader.options.top_k, pipeline.reader.options.max_answer_length) == (2, 4)
+    assert pipeline.reader.options.no_answer_threshold == 0.0, "the YAML's option fields not named are kept"
 
 
 def test_ask_without_a_store_says_how_to_make_one(tmp_path, capsys):

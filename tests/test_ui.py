@@ -2,6 +2,11 @@
 
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,8 +63,17 @@ def test_a_passage_s_markup_is_shown_as_text_never_run():
     content = '<script>alert("x")</script> costs <b>5 & 6</b> euros'
     start = content.index("<b>")
     html = render.answer_in_passage(answer_at(content, start, start + len("<b>5 & 6</b>")))
-    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "&lt;script&gt;" in html and html.count("<script>") == 1, "the only script is the page's own"
+    assert html.endswith(render.SCROLL_TO_ANSWER)
     assert "&lt;b&gt;5 &amp; 6&lt;/b&gt;</mark>" in html
+
+
+def test_the_whole_passage_scrolls_to_its_answer_whenever_it_comes_into_view():
+    html = render.answer_in_passage(answer_at(TOWER, SECOND_1889, SECOND_1889 + 4))
+    box, script = html.split("<script>")
+    assert "overflow-y: auto" in box and "position: relative" in box, "the mark's offsetTop is its depth in the box"
+    assert "document.currentScript.previousElementSibling" in script, "the script finds its own passage"
+    assert "new ResizeObserver" in script and "box.scrollTop = mark.offsetTop" in script
 
 
 def test_offsets_outside_the_passage_are_an_error_not_a_guess():
@@ -331,13 +345,53 @@ def test_search_defaults_come_from_the_pipeline_yaml_then_the_model(tmp_path, ti
     reader = {"model": str(tiny_models["bert-uncased"]), "dtype": "float32"}
     pipeline = load_query_pipeline("bm25", tmp_path, reader)
     defaults = search_defaults(pipeline)
-    assert (defaults.passages, defaults.answers, defaults.no_answer_threshold) == (10, 5, 0.0)
+    assert (defaults.passages, defaults.options.top_k, defaults.no_answer_threshold) == (10, 5, 0.0)
+    assert defaults.options == pipeline.reader.options
     in_yaml = load_query_pipeline("bm25", tmp_path, {**reader, "no_answer_threshold": -2.5})
     assert search_defaults(in_yaml).no_answer_threshold == -2.5
-    assert search_defaults(pipeline, no_answer_threshold=1.0).threshold_source == "set when the UI was started"
+    started = search_defaults(pipeline, {"no_answer_threshold": 1.0, "max_answer_length": 4})
+    assert started.threshold_source == "set when the UI was started" and started.no_answer_threshold == 1.0
+    assert started.options.max_answer_length == 4, "every option given to `corpusqa ui` reaches the page"
 
 
 # -- launching -----------------------------------------------------------------------------------------
+
+
+def child_of(pid: int, timeout: float = 60) -> int:
+    """The one child process of ``pid``, once it has started."""
+    deadline = time.monotonic() + timeout
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    while not children.read_text().split():
+        assert time.monotonic() < deadline, "no child process started"
+        time.sleep(0.05)
+    return int(children.read_text().split()[0])
+
+
+def serving(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_corpusqa_ui_stops_its_streamlit_server_when_it_is_stopped(tmp_path, stop):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ui = subprocess.Popen([sys.executable, "-m", "corpusqa.pipelines.cli", "ui", "--store", str(tmp_path),
+                           "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        streamlit = child_of(ui.pid)
+        deadline = time.monotonic() + 120
+        while not serving(port):
+            assert ui.poll() is None and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        ui.send_signal(stop)
+        ui.wait(timeout=60)
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+    assert not Path(f"/proc/{streamlit}").exists(), "the server is gone with the command that started it"
+    assert not serving(port)
 
 
 def test_the_server_binds_to_this_machine_headless_and_sends_no_statistics(tmp_path):
@@ -349,8 +403,8 @@ def test_the_server_binds_to_this_machine_headless_and_sends_no_statistics(tmp_p
 
 
 def test_settings_reach_the_page_through_the_environment(tmp_path):
-    settings = UISettings(tmp_path, max_upload_mb=7, no_answer_threshold=-1.5)
-    assert UISettings.from_environment(settings.environment()) == UISettings(tmp_path.resolve(), 7, -1.5)
+    settings = UISettings(tmp_path, max_upload_mb=7, options={"no_answer_threshold": -1.5, "top_k": 2})
+    assert UISettings.from_environment(settings.environment()) == UISettings(tmp_path.resolve(), 7, settings.options)
 
 
 def test_corpusqa_ui_serves_on_localhost_unless_told(tmp_path, monkeypatch):
@@ -359,7 +413,7 @@ def test_corpusqa_ui_serves_on_localhost_unless_told(tmp_path, monkeypatch):
     assert main(["ui", "--store", str(tmp_path)]) == 0
     assert main(["ui", "--store", str(tmp_path), "--host", "0.0.0.0", "--port", "9000", "--no-answer-threshold=0"]) == 0
     assert [(host, port) for _, host, port in served] == [("127.0.0.1", 8501), ("0.0.0.0", 9000)]
-    assert served[1][0].no_answer_threshold == 0.0
+    assert served[0][0].options == {} and served[1][0].options == {"no_answer_threshold": 0.0}
 
 
 def test_corpusqa_ui_needs_a_store_folder(capsys):

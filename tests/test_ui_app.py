@@ -41,7 +41,7 @@ def upload_store(corpus_store, tmp_path_factory):
 @pytest.fixture
 def open_page(corpus_store, monkeypatch):
     def opened(store=corpus_store) -> AppTest:
-        for name, value in UISettings(store, no_answer_threshold=0.0).environment().items():
+        for name, value in UISettings(store, options={"no_answer_threshold": 0.0}).environment().items():
             monkeypatch.setenv(name, value)
         page = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT).run()
         assert not page.exception, page.exception
@@ -78,6 +78,14 @@ def test_a_question_shows_the_answer_marked_in_its_passage_with_source_score_and
     marked = re.search(r"<mark[^>]*>(.*?)</mark>", context).group(1)
     assert marked == best.data == best.document.content[best.document_offset.start : best.document_offset.end]
     assert any(re.fullmatch(r"Retrieval \d+ ms · reading \d+ ms · 10 passages read", c.value) for c in page.caption)
+
+
+def test_the_page_has_a_title_and_the_whole_passage_runs_its_scroll_to_the_answer(open_page):
+    page = open_page()
+    assert [title.value for title in page.title] == ["corpusqa search"]
+    page = ask(page, OXYGEN_15)
+    passages = [block for block in page.html if 'class="corpusqa-passage"' in block.value]
+    assert passages and all(block.proto.unsafe_allow_javascript for block in passages)
 
 
 def test_a_pdf_answer_names_its_page(open_page):

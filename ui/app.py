@@ -8,7 +8,7 @@ not ask again.
 import mimetypes
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 # Haystack's telemetry reads this when it is imported: a local search page does not call out.
@@ -21,6 +21,7 @@ from haystack.dataclasses import ExtractedAnswer  # noqa: E402
 from corpusqa.indexing.indexer import IndexSettings  # noqa: E402
 from corpusqa.indexing.store import EmbeddedDocumentStore  # noqa: E402
 from corpusqa.pipelines.query import RETRIEVERS, QueryPipeline, Result, ask, load_query_pipeline  # noqa: E402
+from corpusqa.reader.options import ReadOptions  # noqa: E402
 from corpusqa.ui import render  # noqa: E402
 from corpusqa.ui.corpus import NotServable, folder_choices, local_time, servable_file  # noqa: E402
 from corpusqa.ui.feedback import FeedbackStore, Judged, Verdict, occurrences  # noqa: E402
@@ -28,6 +29,7 @@ from corpusqa.ui.launch import UISettings  # noqa: E402
 from corpusqa.ui.search import passage_filters, search_defaults  # noqa: E402
 from corpusqa.ui.uploads import ALLOWED_EXTENSIONS, MB, embeds, index_upload  # noqa: E402
 
+PAGE_TITLE = "corpusqa search"
 ALL_FOLDERS = "All folders"
 #: Passages shown when the reader abstains: enough to check by eye, few enough to read.
 CLOSEST_PASSAGES = 3
@@ -70,21 +72,22 @@ class Search:
 
     retriever: str
     passages: int
-    answers: int
     file_types: tuple[str, ...]
     folder: str | None
-    no_answer_threshold: float
+    options: ReadOptions
 
     def filters(self) -> dict[str, Any] | None:
         return passage_filters(self.file_types, self.folder)
 
 
 def main() -> None:
-    st.set_page_config(page_title="corpusqa search", page_icon="🔎", layout="centered")
+    st.set_page_config(page_title=PAGE_TITLE, page_icon="🔎", layout="centered")
+    st.title(PAGE_TITLE)
     settings = UISettings.from_environment()
     folder = str(settings.store)
     store = open_store(folder)
     stats = store.stats()
+    st.caption(f"Answers found in the {stats['files']:,} files indexed in `{folder}`")
     files = store.files()
     with st.sidebar:
         search = sidebar(settings, folder, stats, files) if stats["passages"] else None
@@ -105,12 +108,12 @@ def sidebar(settings: UISettings, folder: str, stats: dict[str, Any], files: lis
         help="bm25 matches words, dense matches meaning, hybrid fuses both. Dense and hybrid need a store "
         "indexed with embeddings.",
     )  # fmt: skip
-    defaults = search_defaults(open_pipeline(retriever, folder), settings.no_answer_threshold)
+    defaults = search_defaults(open_pipeline(retriever, folder), settings.options)
     passages = st.slider(
         "Passages to read", 1, max(50, defaults.passages), defaults.passages, key=f"passages-{retriever}",
         help="How many of the best retrieved passages the reader reads: more finds more, and reads longer.",
     )  # fmt: skip
-    answers = st.slider("Answers to show", 1, 20, defaults.answers)
+    answers = st.slider("Answers to show", 1, 20, defaults.options.top_k)
     file_types = st.multiselect("File types", sorted(t for t in stats["file_types"] if t), placeholder="All types")
     folders = folder_choices(record.path for record in files)
     chosen = st.selectbox("Folder", [ALL_FOLDERS, *folders], help="Only passages of files in this folder or below.")
@@ -120,7 +123,8 @@ def sidebar(settings: UISettings, folder: str, stats: dict[str, Any], files: lis
         f"logits): lower abstains more often, higher answers more often. Default {defaults.no_answer_threshold:.2f}: "
         f"{defaults.threshold_source}.",
     )  # fmt: skip
-    return Search(retriever, passages, answers, tuple(file_types), folders.get(chosen), threshold)
+    options = replace(defaults.options, top_k=answers, no_answer_threshold=threshold)
+    return Search(retriever, passages, tuple(file_types), folders.get(chosen), options)
 
 
 def search_page(folder: str, store: EmbeddedDocumentStore, search: Search | None) -> None:
@@ -140,10 +144,8 @@ def search_page(folder: str, store: EmbeddedDocumentStore, search: Search | None
     if kept is None or kept[0] != key:
         with st.spinner("Searching…"):
             try:
-                result = ask(
-                    open_pipeline(search.retriever, folder), question, search.passages, search.answers,
-                    search.filters(), search.no_answer_threshold,
-                )  # fmt: skip
+                pipeline = open_pipeline(search.retriever, folder)
+                result = ask(pipeline, question, search.passages, search.filters(), search.options)
             except ValueError as error:
                 st.error(str(error))
                 return
@@ -187,7 +189,7 @@ def show_answer(rank: int, answer: ExtractedAnswer, store: EmbeddedDocumentStore
         st.html(render.answer_header(rank, answer))
         st.html(render.answer_in_context(answer))
         with st.expander("Whole passage and original file"):
-            st.html(render.answer_in_passage(answer))
+            st.html(render.answer_in_passage(answer), unsafe_allow_javascript=True)
             download_original(store, answer.document, key=judged.key)
         verdict_controls(judged, feedback)
 

@@ -6,43 +6,45 @@ Streamlit's AppTest pass to a script unchanged.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 APP = Path(__file__).with_name("app.py")
 LOCALHOST = "127.0.0.1"
 DEFAULT_PORT = 8501
 #: Per uploaded file: enough for long reports and manuals, small enough that one upload cannot fill a disk.
 DEFAULT_MAX_MB = 50
-_STORE, _MAX_MB, _THRESHOLD = "CORPUSQA_STORE", "CORPUSQA_UI_MAX_UPLOAD_MB", "CORPUSQA_UI_NO_ANSWER_THRESHOLD"
+_STORE, _MAX_MB, _OPTIONS = "CORPUSQA_STORE", "CORPUSQA_UI_MAX_UPLOAD_MB", "CORPUSQA_UI_READ_OPTIONS"
 
 
 @dataclass(frozen=True)
 class UISettings:
-    """What the page needs from the command line: the store folder, the upload limit, and a no-answer
-    threshold to start from instead of the pipeline's."""
+    """What the page needs from the command line: the store folder, the upload limit, and fields of the
+    reader's ``ReadOptions`` to start from instead of the pipeline's (`corpusqa ui --no-answer-threshold 2`)."""
 
     store: Path
     max_upload_mb: int = DEFAULT_MAX_MB
-    no_answer_threshold: float | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def environment(self) -> dict[str, str]:
         found = {_STORE: str(self.store.resolve()), _MAX_MB: str(self.max_upload_mb)}
-        if self.no_answer_threshold is not None:
-            found[_THRESHOLD] = repr(self.no_answer_threshold)
+        if self.options:
+            found[_OPTIONS] = json.dumps(dict(self.options))
         return found
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> UISettings:
-        threshold = environ.get(_THRESHOLD)
         return cls(
             store=Path(environ.get(_STORE, ".corpusqa")),
             max_upload_mb=int(environ.get(_MAX_MB, DEFAULT_MAX_MB)),
-            no_answer_threshold=None if threshold is None else float(threshold),
+            options=json.loads(environ.get(_OPTIONS, "{}")),
         )
 
 
@@ -62,12 +64,23 @@ def streamlit_command(settings: UISettings, host: str = LOCALHOST, port: int = D
 
 
 def serve(settings: UISettings, host: str = LOCALHOST, port: int = DEFAULT_PORT) -> int:
-    """Run the server until it stops; Ctrl-C reaches it too, and it shuts down cleanly."""
+    """Run the server until it stops. SIGTERM and SIGINT (Ctrl-C) stop it: the server runs in its own session,
+    out of the terminal's reach, and this process passes each signal on once; it returns when the server has
+    shut down."""
     if host not in (LOCALHOST, "localhost", "::1"):
         print(f"corpusqa ui: on {host}, anyone who can reach this machine can search and upload", file=sys.stderr)
     print(f"corpusqa ui: http://{'localhost' if host == LOCALHOST else host}:{port}  (store {settings.store})")
-    process = subprocess.Popen(streamlit_command(settings, host, port), env={**os.environ, **settings.environment()})
+    process = subprocess.Popen(
+        streamlit_command(settings, host, port), env={**os.environ, **settings.environment()}, start_new_session=True
+    )
+
+    def pass_on(number: int, frame: object) -> None:
+        if process.poll() is None:
+            process.send_signal(number)
+
+    previous = {number: signal.signal(number, pass_on) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
         return process.wait()
-    except KeyboardInterrupt:
-        return process.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

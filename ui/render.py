@@ -22,8 +22,21 @@ MARK_STYLE = (
     "background-color: rgba(255, 184, 0, 0.42); color: inherit; font-weight: 600; "
     "padding: 0 0.15em; border-radius: 0.2em"
 )
-#: A whole passage keeps its line breaks and scrolls rather than pushing the other answers off screen.
-PASSAGE_STYLE = "white-space: pre-wrap; max-height: 22em; overflow-y: auto; line-height: 1.5"
+#: A whole passage keeps its line breaks and scrolls rather than pushing the other answers off screen; it is
+#: the offset parent of its mark, so the mark's offsetTop is its depth in the passage.
+PASSAGE_STYLE = "white-space: pre-wrap; max-height: 22em; overflow-y: auto; line-height: 1.5; position: relative"
+#: Run by the browser after a passage with a marked answer (st.html with JavaScript allowed; the passage's text
+#: is escaped, so this is the only script): whenever the passage comes into view (its expander opens), it
+#: scrolls to put the answer a third of the way down, rather than showing the passage's start.
+SCROLL_TO_ANSWER = """<script>(() => {
+  const box = document.currentScript.previousElementSibling, mark = box.querySelector("mark");
+  let shown = false;
+  new ResizeObserver(() => {
+    const visible = box.clientHeight > 0;
+    if (visible && !shown) box.scrollTop = mark.offsetTop - box.clientHeight / 3;
+    shown = visible;
+  }).observe(box);
+})();</script>"""
 
 
 def answer_header(rank: int, answer: ExtractedAnswer) -> str:
@@ -58,10 +71,12 @@ def answer_in_context(answer: ExtractedAnswer) -> str:
 
 
 def answer_in_passage(answer: ExtractedAnswer) -> str:
-    """The whole passage with the answer marked at ``document_offset``; PDF page breaks shown as line breaks."""
+    """The whole passage with the answer marked at ``document_offset``, scrolled to it when shown
+    (``SCROLL_TO_ANSWER``); PDF page breaks shown as line breaks."""
     text = (answer.document.content or "").replace("\f", "\n")  # same length: the offsets still hold
     span = answer.document_offset
-    return f'<div class="corpusqa-passage" style="{PASSAGE_STYLE}">{marked(text, span.start, span.end)}</div>'
+    box = f'<div class="corpusqa-passage" style="{PASSAGE_STYLE}">{marked(text, span.start, span.end)}</div>'
+    return box + SCROLL_TO_ANSWER
 
 
 def passage(document: Document) -> str:

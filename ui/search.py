@@ -3,38 +3,41 @@ has them), and the store filter built from the sidebar's choices."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from corpusqa.pipelines.query import QueryPipeline
+from corpusqa.reader.options import ReadOptions
 from corpusqa.ui.corpus import folder_prefix
 
 
 @dataclass(frozen=True)
 class SearchDefaults:
     passages: int
-    answers: int
+    #: The reader's options the page starts from; the sidebar changes their top_k and no-answer threshold.
+    options: ReadOptions
     no_answer_threshold: float
     #: Where the threshold comes from, said next to the control.
     threshold_source: str
 
 
-def search_defaults(pipeline: QueryPipeline, no_answer_threshold: float | None = None) -> SearchDefaults:
-    """Passages read: the top_k of the component feeding the reader; answers: the reader's top_k; the
-    no-answer threshold: ``no_answer_threshold`` when given (`corpusqa ui --no-answer-threshold`), else the
+def search_defaults(pipeline: QueryPipeline, overrides: Mapping[str, Any] | None = None) -> SearchDefaults:
+    """Passages read: the top_k of the component feeding the reader; the reader's options: the pipeline's
+    with ``overrides`` (`corpusqa ui --top-k 3 ...`); the no-answer threshold: the overrides', else the
     reader's (from the YAML), else the one tuned and stored with its model, else 0 (the reader's own order)."""
     reader = pipeline.reader
     passages = pipeline.retrieval.get_component(pipeline.feeder).top_k
-    if no_answer_threshold is not None:
-        threshold, source = no_answer_threshold, "set when the UI was started"
+    options = replace(reader.options, **(overrides or {}))
+    if overrides and overrides.get("no_answer_threshold") is not None:
+        threshold, source = options.no_answer_threshold, "set when the UI was started"
     elif reader.options.no_answer_threshold is not None:
         threshold, source = reader.options.no_answer_threshold, "the pipeline's"
     elif reader.loaded.no_answer_threshold is not None:
         threshold, source = reader.loaded.no_answer_threshold, "tuned for the reader model on SQuAD 2.0"
     else:
         threshold, source = 0.0, "the reader's default"
-    return SearchDefaults(passages, reader.options.top_k, threshold, source)
+    return SearchDefaults(passages, options, threshold, source)
 
 
 def passage_filters(file_types: Sequence[str] = (), folder: str | None = None) -> dict[str, Any] | None:

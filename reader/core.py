@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from .decoding import best_spans
 from .model import ReaderModel
 from .options import ReadOptions
-from .windows import check_window_geometry, make_windows, run_windows, truncate_questions
+from .windows import make_windows, prepare_questions, run_windows
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,7 @@ def read_candidates(
             raise ValueError(f"question {number} is empty; a question must be a non-empty string")
     tokenizer = reader.tokenizer
     max_seq_length = min(options.max_seq_length, reader.max_positions)
-    asked, question_tokens = truncate_questions(tokenizer, question_list, options.max_question_length)
-    check_window_geometry(tokenizer, max_seq_length, options.doc_stride, question_tokens)
+    asked = prepare_questions(tokenizer, question_list, max_seq_length, options.doc_stride, options.max_question_length)
     pairs = [
         (q, document)
         for q, docs in enumerate(per_question)

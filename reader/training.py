@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tokenizers import Encoding
 from tqdm.auto import tqdm
 from transformers import (
     AutoModelForQuestionAnswering,
@@ -48,7 +49,7 @@ from .evaluation import evaluate_reader
 from .hardware import resolve_device, training_autocast_dtype
 from .model import ReaderModel, usable_positions
 from .squad_metric import SquadDataset, SquadExample, load_squad
-from .windows import PAD_MULTIPLE, truncate_questions
+from .windows import PAD_MULTIPLE, make_windows, prepare_questions
 
 TOKENIZE_CHUNK = 1000  # examples per fast-tokenizer call: large enough to use its threads, small enough for memory
 SORT_GROUP = 50  # batches per length-sorted group in the length-grouped sampler
@@ -63,9 +64,10 @@ class TrainConfig:
     train_file: str | Path
     base_model: str | Path
     output_dir: str | Path
-    max_seq_length: int = 384
-    doc_stride: int = 128
-    max_question_length: int = 64
+    #: Window geometry: the reader's own defaults, so that a model is trained on windows like those it reads.
+    max_seq_length: int = ReadOptions.max_seq_length
+    doc_stride: int = ReadOptions.doc_stride
+    max_question_length: int = ReadOptions.max_question_length
     learning_rate: float = 3e-5
     batch_size: int = 32
     gradient_accumulation: int = 1
@@ -161,12 +163,11 @@ def make_negatives(
     return negatives
 
 
-def _label_window(
-    offsets: Sequence[tuple[int, int]], sequence_ids: Sequence[int | None], cls_index: int, example: TrainExample
-) -> tuple[int, int]:
+def _label_window(encoding: Encoding, cls_index: int, example: TrainExample) -> tuple[int, int]:
     """Start/end token of the answer in one window, or (cls, cls) when the window's context does not hold it all."""
     if example.answer_start is None:
         return cls_index, cls_index
+    offsets, sequence_ids = encoding.offsets, encoding.sequence_ids
     first = sequence_ids.index(1)
     last = len(sequence_ids) - 1 - sequence_ids[::-1].index(1)
     start_char = example.answer_start
@@ -189,7 +190,8 @@ def make_features(
     doc_stride: int,
     max_question_length: int,
 ) -> Features:
-    """Tokenise (question, context) pairs into overlapping windows and label the answer span in each.
+    """Cut (question, context) pairs into windows with the reader's own code (``windows``) and label the answer
+    span in each.
 
     No padding here: batches are padded to their own longest window at collate time.
     """
@@ -201,26 +203,20 @@ def make_features(
     sources: list[int] = []
     for lo in range(0, len(examples), TOKENIZE_CHUNK):
         chunk = examples[lo : lo + TOKENIZE_CHUNK]
-        encoded = tokenizer(
-            # some SQuAD questions start with runs of spaces
-            truncate_questions(tokenizer, [e.question.lstrip() for e in chunk], max_question_length)[0],
-            [e.context for e in chunk],
-            truncation="only_second",
-            max_length=max_seq_length,
-            stride=doc_stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            return_attention_mask=False,
-        )
-        for i, sample in enumerate(encoded["overflow_to_sample_mapping"]):
-            ids = encoded["input_ids"][i]
+        questions = prepare_questions(tokenizer, [e.question for e in chunk], max_seq_length, doc_stride, max_question_length)
+        windows = make_windows(tokenizer, questions, [e.context for e in chunk], max_seq_length, doc_stride)
+        for encoding, sample in zip(windows.encodings, windows.pair_index.tolist()):
+            values = {"input_ids": encoding.ids}
+            if "token_type_ids" in columns:
+                values["token_type_ids"] = encoding.type_ids
+            ids = values["input_ids"]
             cls_index = ids.index(cls_id) if cls_id in ids else 0
-            start, end = _label_window(encoded["offset_mapping"][i], encoded.sequence_ids(i), cls_index, chunk[sample])
+            start, end = _label_window(encoding, cls_index, chunk[sample])
             starts.append(start)
             ends.append(end)
             sources.append(lo + sample)
             for n in names:
-                columns[n].append(np.asarray(encoded[n][i], dtype=np.int32))
+                columns[n].append(np.asarray(values[n], dtype=np.int32))
     lengths = [len(ids) for ids in columns["input_ids"]]
     return Features(
         columns={n: np.concatenate(parts) if parts else np.zeros(0, np.int32) for n, parts in columns.items()},

@@ -66,6 +66,20 @@ def check_window_geometry(tokenizer, max_seq_length: int, doc_stride: int, quest
         )
 
 
+def prepare_questions(
+    tokenizer, questions: Sequence[str], max_seq_length: int, doc_stride: int, max_question_length: int
+) -> list[str]:
+    """The questions as windows hold them: leading white space dropped (some SQuAD questions start with runs of
+    spaces), cut after ``max_question_length`` tokens, and the window geometry checked for the longest.
+
+    Reading and training both call this, then ``make_windows``: what the reader learns from and what it reads
+    are cut by the same code.
+    """
+    asked, question_tokens = truncate_questions(tokenizer, [q.lstrip() for q in questions], max_question_length)
+    check_window_geometry(tokenizer, max_seq_length, doc_stride, question_tokens)
+    return asked
+
+
 def make_windows(
     tokenizer, questions: Sequence[str], passages: Sequence[str], max_seq_length: int, doc_stride: int
 ) -> Windows:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import docx
 
-PARTS_WORDS = "réglage température câble entretien sécurité appareil débranché élément pièce écrou vis".split()
+PARTS_WORDS = "réglage température câble entretien sécurité appareil débranché élément à où été déjà pièce réf. écrou vis".split()
 PARTS_SYMBOLS = "°±§¶©®×÷µ²³½¼¾«»·¬¦¤£¢¡¿Øø"
 
 

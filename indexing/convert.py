@@ -1,7 +1,7 @@
 """Files -> Haystack Documents: one Document per file, its text from Haystack's converters.
 
 Haystack's converters log and skip a file they cannot read; here a bad file raises `ConversionError` with
-the reason, so the indexer can report it and go on. Each Document's meta: `file_path` (absolute), `file_name`,
+the reason, so the indexer can report it and go on; so does a file past its `FileLimits` (see limits.py). Each Document's meta: `file_path` (absolute), `file_name`,
 `file_type`, `title` and, for plain text and Markdown, the `encoding` it was decoded with.
 """
 

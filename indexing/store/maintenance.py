@@ -44,8 +44,8 @@ def check_store(folder: Path) -> list[Finding]:
                 return [Finding("database", False, str(orphaned(folder, index_folders)))]
             raise StoreError(f"no store at {folder}: {DATABASE} is empty")
         findings = _database_findings(db)
-        store_id, generation = (db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()[0]
-                                for key in ("store_id", "generation"))  # fmt: skip
+        state = dict(db.execute("SELECT key, value FROM state"))
+        store_id, generation = state.get("store_id"), state.get("generation", 0)  # a store id from its first opening
     except sqlite3.Error as error:
         return [Finding("database", False, f"damaged: {error}" if is_damage(error) else str(explained(folder, error)))]
     finally:
@@ -92,14 +92,14 @@ def _database_findings(db: sqlite3.Connection) -> list[Finding]:
         "SELECT (SELECT COUNT(*) FROM documents), (SELECT COUNT(*) FROM files), "
         "(SELECT value FROM state WHERE key = 'generation')"
     ).fetchone()
-    findings = [Finding("database", True, f"integrity check passed: {passages} passages of {files} files, "
+    findings = [Finding("database", True, f"integrity check passed: {passages:,} passages of {files:,} files, "
                                           f"generation {generation}")]  # fmt: skip
     short = db.execute(
         "SELECT f.path, f.passages, COUNT(d.row) FROM files f LEFT JOIN documents d ON d.file_path = f.path "
         "GROUP BY f.path HAVING f.passages != COUNT(d.row) ORDER BY f.path"
     ).fetchall()
     for path, recorded, found in short:
-        findings.append(Finding("files", False, f"{path}: {found} passages stored, {recorded} recorded"))
+        findings.append(Finding("files", False, f"{path}: {found:,} passages stored, {recorded:,} recorded"))
     if not short:
         findings.append(Finding("files", True, "every file's passages are stored"))
     return findings

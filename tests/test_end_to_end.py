@@ -113,7 +113,7 @@ def cross_encoder(tmp_path_factory) -> Path:
 
 def test_index_names_each_bad_file_with_its_reason_and_indexes_the_rest(corpus, indexed):
     store, summary = indexed
-    assert summary.startswith("Indexed 6 files (") and ", skipped 0 unchanged, removed 0, failed 3, in " in summary
+    assert summary.startswith("Indexed 6 files (") and ", skipped 0 unchanged, removed 0, failed 3, left out 0, in " in summary
     for name, reason in [("empty", "empty file"), ("corrupt_pdf", "corrupt PDF ("), ("binary", "binary content")]:
         assert f"\n  failed: {corpus[name]}: {reason}" in summary
     # the bad files sort first (bad/...): the run went on past them to every good file, the Latin-1 one included

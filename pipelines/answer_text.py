@@ -22,7 +22,8 @@ def collapsed(text: str) -> str:
 def marked(answer: dict) -> str:
     """The answer inside its context snippet, marked with »«."""
     context, start, end = answer["context"], answer["context_start"], answer["context_end"]
-    return f"…{collapsed(context[:start])}»{collapsed(context[start:end])}«{collapsed(context[end:])}…"
+    before, after = collapsed(context[:start]).lstrip(), collapsed(context[end:]).rstrip()
+    return f"…{before}»{collapsed(context[start:end])}«{after}…"
 
 
 def record_lines(record: dict) -> list[str]:

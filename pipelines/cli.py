@@ -34,7 +34,7 @@ _TRAIN_FIELDS = {
     "max_seq_length": int, "doc_stride": int, "max_question_length": int, "learning_rate": float,
     "batch_size": int, "gradient_accumulation": int, "epochs": int, "warmup_ratio": float,
     "weight_decay": float, "seed": int, "limit": int, "max_steps": int, "negatives": float, "device": str,
-    "eval_file": Path, "eval_questions": int, "eval_every": int,
+    "eval_file": Path, "eval_questions": int, "eval_every": int, "objective": str,
 }
 
 
@@ -184,6 +184,18 @@ def _parser() -> argparse.ArgumentParser:
     for name, kind in _TRAIN_FIELDS.items():
         fit.add_argument(f"--{name.replace('_', '-')}", type=kind, help="default: the training configuration's")
     fit.set_defaults(handler=_train)
+
+    mine = commands.add_parser(
+        "mine-negatives", help="training groups for a corpus reader: questions with BM25 hard negatives"
+    )
+    mine.add_argument("--train", type=Path, required=True, help="SQuAD-format training JSON (its paragraphs are searched)")
+    mine.add_argument("--output", type=Path, required=True, help="groups file to write (for train --objective shared)")
+    mine.add_argument("--negatives", type=int, default=3, help="hard negatives per question (default 3)")
+    mine.add_argument("--no-answer-share", type=float, default=0.25, help="share of questions without their gold paragraph")
+    mine.add_argument("--questions", type=int, help="sample this many questions (default: all)")
+    mine.add_argument("--seed", type=int, default=0)
+    _quiet_flag(mine)
+    mine.set_defaults(handler=_mine_negatives)
     return parser
 
 
@@ -548,6 +560,20 @@ def _train(args: argparse.Namespace) -> int:
         metrics = evaluate_reader(reader, load_squad(args.dev), limit=args.dev_limit)
         (outcome.run_dir / "dev_metrics.json").write_text(json.dumps({"data": str(args.dev), **metrics}, indent=2) + "\n")
         print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _mine_negatives(args: argparse.Namespace) -> int:
+    from corpusqa.pipelines.hard_negatives import describe, mine_groups
+    from corpusqa.reader.squad_metric import load_squad
+    from corpusqa.reader.training_data import save_groups
+
+    groups, counts = mine_groups(
+        load_squad(args.train), args.negatives, args.no_answer_share, args.questions, args.seed, _progress(args)
+    )
+    source = {"train": str(args.train), "retriever": "bm25", "seed": args.seed, **counts}
+    save_groups(args.output, groups, source)
+    print(f"wrote {describe(groups)} to {args.output}")
     return 0
 
 

@@ -48,13 +48,16 @@ from .core import ReadOptions
 from .evaluation import evaluate_reader
 from .hardware import resolve_device, training_autocast_dtype
 from .model import ReaderModel, usable_positions
-from .squad_metric import SquadDataset, SquadExample, load_squad
+from .shared_norm import shared_norm_loss
+from .squad_metric import SquadDataset, load_squad
+from .training_data import TrainExample, load_training_examples
 from .windows import PAD_MULTIPLE, make_windows, prepare_questions
 
 TOKENIZE_CHUNK = 1000  # examples per fast-tokenizer call: large enough to use its threads, small enough for memory
 SORT_GROUP = 50  # batches per length-sorted group in the length-grouped sampler
 LOG_EVERY = 20  # optimizer steps between progress-bar loss updates (each update syncs the GPU)
 EVAL_SAMPLE_SEED = 0  # the dev sample of every learning curve is the same questions
+OBJECTIVES = ("window", "shared")
 
 
 @dataclass
@@ -81,6 +84,9 @@ class TrainConfig:
     #: article, unlike ``limit``'s first questions, for runs that cannot afford a whole epoch.
     max_steps: int | None = None
     negatives: float = 0.0
+    #: "window": each window's own softmax, the answer's tokens or CLS (the SQuAD recipe). "shared": one softmax
+    #: over all windows of a question's passages (``shared_norm``), as ``read`` compares spans across passages.
+    objective: str = "window"
     device: str = "auto"
     mixed_precision: bool = True
     #: SQuAD-format file whose seeded sample of ``eval_questions`` questions is scored every ``eval_every``
@@ -88,16 +94,6 @@ class TrainConfig:
     eval_file: str | Path | None = None
     eval_questions: int = 1000
     eval_every: int = 500
-
-
-@dataclass(frozen=True)
-class TrainExample:
-    """One (question, passage) pair to learn from; `answer_start is None` means the passage does not answer."""
-
-    question: str
-    context: str
-    answer_start: int | None
-    answer_text: str = ""
 
 
 @dataclass
@@ -109,6 +105,9 @@ class Features:
     start_positions: np.ndarray
     end_positions: np.ndarray
     example_index: np.ndarray  # the example each window was cut from
+    #: The question each window belongs to: the unit of shared normalization (every window of one question's
+    #: passages shares one softmax). Filled by ``train`` from the examples' groups.
+    group_index: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.start_positions)
@@ -121,46 +120,6 @@ class Features:
     def window(self, i: int, column: str = "input_ids") -> np.ndarray:
         """The tokens of window i."""
         return self.columns[column][self.bounds[i] : self.bounds[i + 1]]
-
-
-def to_train_examples(records: Sequence[SquadExample]) -> list[TrainExample]:
-    """Pair each question with its own paragraph and its first gold answer (none for unanswerable v2.0 ones)."""
-    return [
-        TrainExample(r.question, r.context, None)
-        if r.is_impossible or not r.answers
-        else TrainExample(r.question, r.context, r.answer_starts[0], r.answers[0])
-        for r in records
-    ]
-
-
-def article_paragraphs(records: Sequence[SquadExample]) -> dict[str, list[str]]:
-    """The distinct paragraphs of every article, in file order: the pool that negatives are drawn from."""
-    pools: dict[str, dict[str, None]] = {}
-    for r in records:
-        pools.setdefault(r.title, {})[r.context] = None
-    return {title: list(contexts) for title, contexts in pools.items()}
-
-
-def make_negatives(
-    records: Sequence[SquadExample], paragraphs: Mapping[str, list[str]], fraction: float, seed: int
-) -> list[TrainExample]:
-    """For a seeded `fraction` of questions, pair the question with another paragraph of its article as no-answer.
-
-    SQuAD 1.1 never shows the reader a passage that fails to answer; these pairs teach it to abstain. A paragraph
-    that happens to contain a gold answer is never used, and a question without such a paragraph gets none.
-    """
-    rng = random.Random(seed)
-    negatives = []
-    for r in records:
-        if rng.random() >= fraction:
-            continue
-        golds = [a.lower() for a in r.answers]
-        others = [
-            p for p in paragraphs.get(r.title, []) if p != r.context and not any(g in p.lower() for g in golds)
-        ]
-        if others:
-            negatives.append(TrainExample(r.question, rng.choice(others), None))
-    return negatives
 
 
 def _label_window(encoding: Encoding, cls_index: int, example: TrainExample) -> tuple[int, int]:
@@ -336,6 +295,7 @@ class _Loop:
     accumulation: int
     max_grad_norm: float
     pad_values: dict[str, int]
+    objective: str = "window"
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Mixed precision where ``hardware.training_autocast_dtype`` chose it, a no-op otherwise."""
@@ -357,7 +317,14 @@ class _Loop:
         batch = collate(features, indices, self.pad_values)
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         with self.autocast():
-            loss = self.model(**batch).loss
+            if self.objective == "shared":
+                labels = {k: batch.pop(k) for k in ("start_positions", "end_positions")}
+                output = self.model(**batch)
+                groups = torch.from_numpy(features.group_index[indices]).to(self.device)
+                loss = shared_norm_loss(output.start_logits, output.end_logits, batch["attention_mask"],
+                                        labels["start_positions"], labels["end_positions"], groups)
+            else:
+                loss = self.model(**batch).loss
         self.scaler.scale(loss / self.accumulation).backward()
         return loss.detach().float()
 
@@ -392,12 +359,38 @@ def _save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Pa
     tokenizer.save_pretrained(folder)
 
 
-def _load_examples(config: TrainConfig) -> list[TrainExample]:
-    """The training pairs: each question with its paragraph, plus the requested share of no-answer negatives."""
-    records = load_squad(config.train_file).examples
-    questions = records[: config.limit]
-    negatives = make_negatives(questions, article_paragraphs(records), config.negatives, config.seed)
-    return to_train_examples(questions) + negatives
+def epoch_batches(features: Features, config: TrainConfig, generator: torch.Generator) -> list[np.ndarray]:
+    """One epoch's micro-batches of window indices, in training order.
+
+    "window" objective: length-grouped batches of ``batch_size`` windows. "shared": whole groups (a question's
+    windows are never split), length-grouped by their longest window, as many groups per batch as hold
+    ``batch_size`` windows on average; a batch's window count varies, the number of batches does not.
+    """
+    if config.objective != "shared":
+        return length_grouped_batches(features.lengths, config.batch_size, generator)
+    members = _group_members(features)
+    longest = np.asarray([features.lengths[m].max() for m in members])
+    batches = length_grouped_batches(longest, _groups_per_batch(features, config), generator)
+    return [np.concatenate([members[g] for g in batch]) for batch in batches]
+
+
+def _group_members(features: Features) -> list[np.ndarray]:
+    order = np.argsort(features.group_index, kind="stable")
+    cuts = np.flatnonzero(np.diff(features.group_index[order])) + 1
+    return np.split(order, cuts)
+
+
+def _groups_per_batch(features: Features, config: TrainConfig) -> int:
+    groups = len(np.unique(features.group_index))
+    return max(1, round(config.batch_size * groups / len(features)))
+
+
+def _steps_per_epoch(features: Features, config: TrainConfig) -> int:
+    if config.objective == "shared":
+        batches = math.ceil(len(np.unique(features.group_index)) / _groups_per_batch(features, config))
+    else:
+        batches = math.ceil(len(features) / config.batch_size)
+    return math.ceil(batches / config.gradient_accumulation)
 
 
 def _load_model(config: TrainConfig, device: torch.device) -> PreTrainedModel:
@@ -478,21 +471,24 @@ def train(
         raise ValueError(f"{run_dir}: no checkpoint to resume from")
     if not resume and found is not None:
         raise ValueError(f"{run_dir} holds a run checkpointed at {found.name}: continue it with --resume {run_dir}")
-    if resume and read_run_config(run_dir) != config_to_json(config):
+    if resume and config_to_json(resume_config(run_dir)) != config_to_json(config):
         raise ValueError(f"{run_dir}: the settings differ from the run's {RUN_FILE}; resume with the recorded ones")
     device = resolve_device(config.device)
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
     if not tokenizer.is_fast:
         raise ValueError(f"{config.base_model}: span labelling needs a fast tokenizer (character offsets)")
-    examples = _load_examples(config)
+    if config.objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {config.objective!r}")
+    examples, group_of = load_training_examples(Path(config.train_file), config.limit, config.negatives, config.seed)
     features = make_features(tokenizer, examples, config.max_seq_length, config.doc_stride, config.max_question_length)
+    features.group_index = np.asarray(group_of, dtype=np.int64)[features.example_index]
     if not len(features):
         raise ValueError(f"{config.train_file}: no training examples")
     dev_sample = _DevSample(config, tokenizer) if config.eval_file else None
     model = _load_model(config, device)
     optimizer = _make_optimizer(model, config, device)
     generator = torch.Generator().manual_seed(config.seed)
-    steps_per_epoch = math.ceil(math.ceil(len(features) / config.batch_size) / config.gradient_accumulation)
+    steps_per_epoch = _steps_per_epoch(features, config)
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
@@ -507,6 +503,7 @@ def train(
         accumulation=config.gradient_accumulation,
         max_grad_norm=config.max_grad_norm,
         pad_values={"input_ids": tokenizer.pad_token_id, "token_type_ids": tokenizer.pad_token_type_id},
+        objective=config.objective,
     )
     if found is not None:
         state = load_checkpoint(found)
@@ -530,7 +527,7 @@ def train(
     ) as bar:
         while state.epoch <= config.epochs and state.global_step < total_steps:
             generator.set_state(state.epoch_generator)
-            batches = length_grouped_batches(features.lengths, config.batch_size, generator)
+            batches = epoch_batches(features, config, generator)
             remaining = total_steps - (state.epoch - 1) * steps_per_epoch
             batches = batches[: remaining * config.gradient_accumulation]
             groups = _accumulation_groups(batches, config.gradient_accumulation)

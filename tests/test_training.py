@@ -20,17 +20,14 @@ from corpusqa.reader.checkpoint import latest_checkpoint, read_curve
 from corpusqa.reader.training import (
     StopControl,
     TrainConfig,
-    TrainExample,
-    article_paragraphs,
     collate,
     config_to_json,
     length_grouped_batches,
     make_features,
-    make_negatives,
-    to_train_examples,
     resume_config,
     train,
 )
+from corpusqa.reader.training_data import TrainExample, article_paragraphs, make_negatives, to_train_examples
 
 SQUAD_TRAIN = Path("/work/shared/squad/train-v1.1.json")
 pytestmark = pytest.mark.skipif(not SQUAD_TRAIN.exists(), reason="SQuAD train-v1.1.json not available")
@@ -292,3 +289,33 @@ def test_the_learning_curve_scores_a_fixed_dev_sample(tiny_model, tmp_path):
     assert [p["step"] for p in curve] == [10, 20, 30, 36]  # every 10 steps, and at the end
     assert all(0 <= p["f1"] <= 100 and p["train_seconds"] > 0 for p in curve)
     assert json.loads((config.output_dir / "training_args.json").read_text())["learning_curve"] == curve
+
+
+@pytest.fixture(scope="module")
+def groups_file(records, tmp_path_factory) -> Path:
+    from corpusqa.pipelines.hard_negatives import mine_groups
+    from corpusqa.reader.squad_metric import SquadDataset
+    from corpusqa.reader.training_data import save_groups
+
+    dataset = SquadDataset(version="1.1", examples=records[:400])
+    groups, _ = mine_groups(dataset, negatives=2, no_answer_share=0.25, questions=40, seed=0, progress=False)
+    path = tmp_path_factory.mktemp("groups") / "groups.json"
+    save_groups(path, groups, {})
+    return path
+
+
+def test_shared_normalization_trains_on_groups_and_resumes_bit_for_bit(tiny_model, groups_file, tmp_path):
+    settings = dict(objective="shared", batch_size=16, epochs=2, limit=None)
+    whole = train(replace(_config(tiny_model, tmp_path / "whole", **settings), train_file=groups_file), progress=False)
+    summary = json.loads((whole.run_dir / "training_args.json").read_text())
+    assert summary["epoch_losses"][1] < summary["epoch_losses"][0]
+    config = replace(_config(tiny_model, tmp_path / "pieces", **settings), train_file=groups_file)
+    assert not train(config, progress=False, stop=_StopAfter(whole.total_steps // 2 + 1)).finished
+    resumed = train(config, progress=False, resume=True)
+    expected, got = _weights(whole.run_dir), _weights(resumed.run_dir)
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_an_unknown_objective_is_refused(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match="objective must be one of window, shared"):
+        train(_config(tiny_model, tmp_path / "run", objective="global"), progress=False)

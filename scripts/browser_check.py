@@ -24,6 +24,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: WCAG AA for body text: what the marked answer must reach against the background it is drawn on.
 MIN_CONTRAST = 4.5
@@ -46,6 +47,13 @@ _CONTRAST_JS = """mark => {
   };
   const [light, dark] = [luminance(text), luminance(ground)].sort((a, b) => b - a);
   return {contrast: (light + 0.05) / (dark + 0.05), page_luminance: luminance(behind)};
+}"""
+
+
+# Whether a passage's scroll box overflows, and whether it shows all of its marked answer.
+_MARK_IN_VIEW_JS = """box => {
+  const mark = box.querySelector("mark"), top = mark.offsetTop - box.scrollTop;
+  return {overflows: box.scrollHeight > box.clientHeight, in_view: top >= 0 && top + mark.offsetHeight <= box.clientHeight};
 }"""
 
 
@@ -106,6 +114,29 @@ def ask_in_browser(
     url: str, question: str, *, dark: bool = False, screenshot: Path | None = None, timeout_s: float = 300
 ) -> Seen:
     """Type ``question`` into the page as a person would, press Enter and wait for a marked answer."""
+    with _asked(url, question, dark, timeout_s) as page:
+        mark = page.locator("mark").first
+        measured = mark.evaluate(_CONTRAST_JS)
+        if screenshot is not None:
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot))
+        return Seen(mark.inner_text(), measured["contrast"], measured["page_luminance"])
+
+
+def whole_passage_in_browser(url: str, question: str, timeout_s: float = 300) -> dict[str, bool]:
+    """Ask, open the first answer's whole passage, and say whether the passage overflows its box and whether
+    the box shows the marked answer."""
+    with _asked(url, question, False, timeout_s) as page:
+        page.get_by_text("Whole passage and original file").first.click()
+        box = page.locator(".corpusqa-passage").first
+        box.wait_for(state="visible")
+        page.wait_for_timeout(500)  # the box scrolls once it is laid out
+        return box.evaluate(_MARK_IN_VIEW_JS)
+
+
+@contextlib.contextmanager
+def _asked(url: str, question: str, dark: bool, timeout_s: float) -> Iterator[Any]:
+    """A headless Chromium page of the search page, ``question`` asked and its first marked answer shown."""
     from playwright.sync_api import sync_playwright
 
     chromium = chromium_binary()
@@ -122,13 +153,8 @@ def ask_in_browser(
             box.wait_for()
             box.fill(question)
             box.press("Enter")
-            mark = page.locator("mark").first
-            mark.wait_for()
-            measured = mark.evaluate(_CONTRAST_JS)
-            if screenshot is not None:
-                screenshot.parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(screenshot))
-            return Seen(mark.inner_text(), measured["contrast"], measured["page_luminance"])
+            page.locator("mark").first.wait_for()
+            yield page
         finally:
             browser.close()
 

@@ -37,3 +37,15 @@ def test_an_analyst_types_a_question_and_reads_the_marked_answer_in_light_and_da
     assert light.page_luminance > 0.8 and dark.page_luminance < 0.1  # the themes really differ
     assert min(light.contrast, dark.contrast) >= browser_check.MIN_CONTRAST
     assert (tmp_path / "light.png").stat().st_size > 10_000
+
+
+def test_the_whole_passage_opens_scrolled_to_its_answer(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    items = [f"Shelf {number}: spare cables" for number in range(1, 26)]  # one passage, 26 lines tall
+    (docs / "inventory.txt").write_text("\n".join([*items, "The master key is kept in the blue cabinet."]) + "\n")
+    with EmbeddedDocumentStore(tmp_path / "store") as store:
+        index_paths([docs], store, embed=False, progress=False)
+    with browser_check.running_ui(tmp_path / "store", "--no-answer-threshold", "0") as url:
+        seen = browser_check.whole_passage_in_browser(url, "Where is the master key kept?")
+    assert seen == {"overflows": True, "in_view": True}, "the answer, on the passage's last line, is in view"

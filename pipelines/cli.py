@@ -166,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     open_.add_argument("--retriever", choices=("bm25", "dense", "hybrid"), action="append", help="default: all three")
     open_.add_argument("--passages", type=int, default=10, help="passages the reader reads per question")
     open_.add_argument("--limit", type=int, help="only the first N questions")
+    open_.add_argument("--model", help="reader: hub id or folder (default: the pipelines')")
     open_.add_argument("--json", action="store_true", help="print only the metrics, as one JSON object")
     _quiet_flag(open_)
     open_.set_defaults(handler=_eval_open)
@@ -196,6 +197,22 @@ def _parser() -> argparse.ArgumentParser:
     mine.add_argument("--seed", type=int, default=0)
     _quiet_flag(mine)
     mine.set_defaults(handler=_mine_negatives)
+
+    tune = commands.add_parser(
+        "tune", help="tune a reader's no-answer threshold and retrieval weight over a corpus, per retriever"
+    )
+    tune.add_argument("--data", type=Path, required=True, help="SQuAD-format training file: questions and corpus")
+    tune.add_argument("--store", required=True, help="store folder for its paragraphs (reused if it holds them)")
+    tune.add_argument("--model", default=DEFAULT_READER, help="reader folder; the tuned values are stored in it")
+    tune.add_argument("--retriever", choices=("bm25", "dense", "hybrid"), action="append", help="default: all three")
+    tune.add_argument("--questions", type=int, default=1000, help="questions sampled (default 1000)")
+    tune.add_argument("--unanswerable-share", type=float, default=0.5, help="share asked without their article")
+    tune.add_argument("--passages", type=int, default=10, help="passages the reader reads per question")
+    tune.add_argument("--max-em-drop", type=float, default=2.0, help="EM points answerable questions may lose")
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--dry-run", action="store_true", help="print the tables, store nothing")
+    _quiet_flag(tune)
+    tune.set_defaults(handler=_tune)
     return parser
 
 
@@ -577,24 +594,71 @@ def _mine_negatives(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_open(args: argparse.Namespace) -> int:
+def _corpus_store(args: argparse.Namespace, datasets: list) -> int:
+    """Index the datasets' paragraphs into ``args.store`` unless it holds them already; their count."""
     from corpusqa.indexing.store.location import open_store
-    from corpusqa.pipelines.open_eval import evaluate_open, index_passages, squad_passages
+    from corpusqa.pipelines.open_eval import index_passages, squad_passages
+
+    passages = squad_passages(datasets)
+    store = open_store(args.store)
+    try:
+        held = store.count_documents()
+        if held == 0:
+            index_passages(store, passages, progress=_progress(args))
+        elif held != len(passages):
+            raise UsageError(f"{args.store} holds {held} passages, not this corpus's {len(passages)}: use another --store")
+    finally:
+        store.close()
+    return len(passages)
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from corpusqa.pipelines.corpus_tuning import collect_readings, sample_questions, sweep
+    from corpusqa.pipelines.query import load_query_pipeline
+    from corpusqa.reader.model import save_corpus_settings
+    from corpusqa.reader.squad_metric import load_squad
+
+    if not 0 <= args.unanswerable_share <= 1:
+        raise UsageError(f"--unanswerable-share must lie in [0, 1], not {args.unanswerable_share}")
+    dataset = load_squad(args.data)
+    _corpus_store(args, [dataset])
+    examples = sample_questions(dataset, args.questions, args.seed)
+    unanswerable = round(args.unanswerable_share * len(examples))
+    for retriever in args.retriever or ["bm25", "dense", "hybrid"]:
+        pipeline = load_query_pipeline(retriever, args.store, {"model": args.model})
+        readings = collect_readings(pipeline, examples, unanswerable, args.passages, _progress(args))
+        result = sweep(readings, args.max_em_drop)
+        print(f"\n{retriever}: retrieval weight (EM on {result.evidence['answerable']} answerable, never abstaining)")
+        print("| weight | EM |\n|---|---|")
+        for weight, em in result.weights:
+            print(f"| {weight:.4g} | {em:.2f} |")
+        print(f"\n{retriever}: no-answer threshold at weight {result.settings.retrieval_weight:.4g}")
+        print("| threshold | answerable EM | unanswerable declined |\n|---|---|---|")
+        for threshold, em, declined in result.thresholds:
+            mark = " (chosen)" if threshold == result.settings.no_answer_threshold else ""
+            print(f"| {threshold:.3f}{mark} | {em:.2f} | {declined:.1f}% |")
+        folder = Path(pipeline.reader.loaded.name)
+        if not args.dry_run:
+            if not folder.is_dir():
+                raise UsageError(f"{args.model} is not a local folder: nothing to store the tuned values in")
+            evidence = {**result.evidence, "data": str(args.data), "questions": len(examples), "seed": args.seed,
+                        "passages": args.passages}
+            save_corpus_settings(folder, retriever, result.settings, evidence)
+            print(f"stored in {folder}")
+    return 0
+
+
+def _eval_open(args: argparse.Namespace) -> int:
+    from corpusqa.pipelines.open_eval import evaluate_open
     from corpusqa.reader.squad_metric import load_squad
 
     questions = load_squad(args.data)
-    passages = squad_passages([questions] + [load_squad(path) for path in args.corpus])
-    store = open_store(args.store)
-    held = store.count_documents()
-    if held == 0:
-        index_passages(store, passages, progress=_progress(args))
-    elif held != len(passages):
-        raise UsageError(f"{args.store} holds {held} passages, not this corpus's {len(passages)}: use another --store")
-    store.close()
+    passages = _corpus_store(args, [questions] + [load_squad(path) for path in args.corpus])
     examples = questions.examples[: args.limit] if args.limit else questions.examples
-    results = {"passages": len(passages), "questions": len(examples)}
+    results = {"passages": passages, "questions": len(examples)}
     retrievers = args.retriever or ["bm25", "dense", "hybrid"]
-    results.update(evaluate_open(examples, retrievers, args.store, args.passages, progress=_progress(args)))
+    reader = {"model": args.model} if args.model else None
+    results.update(evaluate_open(examples, retrievers, args.store, args.passages, reader, progress=_progress(args)))
     print(json.dumps(results, indent=None if args.json else 2))
     return 0
 

@@ -18,7 +18,7 @@ from haystack import Document
 from tqdm.auto import tqdm
 
 from corpusqa.indexing.indexer import IndexSettings, bulk
-from corpusqa.reader.core import no_answer_threshold, rank, read_candidates
+from corpusqa.reader.core import no_answer_threshold, rank, read_candidates, retrieval_weight
 from corpusqa.reader.squad_metric import SquadDataset, SquadExample, evaluate
 
 from .query import ask, load_query_pipeline, retrieve
@@ -69,7 +69,7 @@ def evaluate_open(
     End-to-end latency is what ``ask`` takes, one question at a time, on the first ``latency_sample``.
     """
     pipelines = {name: load_query_pipeline(name, store, reader) for name in retrievers}
-    readers = {json.dumps(p.reader.to_dict(), sort_keys=True, default=str) for p in pipelines.values()}
+    readers = {json.dumps(_reading_settings(p), sort_keys=True, default=str) for p in pipelines.values()}
     if len(readers) != 1:
         raise ValueError("the pipelines' readers differ: evaluate those retrievers one at a time")
     results, to_read = {}, {}
@@ -78,20 +78,29 @@ def evaluate_open(
     model = pipelines[retrievers[0]].reader
     questions = [e.question for e in examples]
     union = [list({d.id: d for name in retrievers for d in to_read[name][i]}.values()) for i in range(len(examples))]
-    options = replace(model.options, top_k=1)
-    candidates = read_candidates(model.loaded, questions, union, options, progress=progress)
-    threshold = no_answer_threshold(model.loaded, options)
+    candidates = read_candidates(model.loaded, questions, union, replace(model.options, top_k=1), progress=progress)
     dataset = SquadDataset(version="1.1", examples=list(examples))
     for name, pipeline in pipelines.items():
+        options = replace(pipeline.reader.options, top_k=1)
+        threshold = no_answer_threshold(model.loaded, options)
+        weight = retrieval_weight(model.loaded, options)
         predictions = {}
-        for example, found, read_ids in zip(examples, candidates, to_read[name]):
-            ids = {d.id for d in read_ids}
-            predictions[example.id] = best_span(rank(example.question, [c for c in found if c.document.id in ids], threshold, options))
+        for example, found, read_docs in zip(examples, candidates, to_read[name]):
+            scores = {d.id: d.score for d in read_docs}  # this retriever's scores, for the retrieval weight
+            mine = [c for c in found if c.document.id in scores]
+            predictions[example.id] = best_span(rank(example.question, mine, threshold, options, weight, scores))
         metrics = evaluate(dataset, predictions)
         results[name].update(exact=metrics["exact"], f1=metrics["f1"], total=len(examples))
         seconds = [ask(pipeline, e.question, passages, options=options).seconds for e in examples[:latency_sample]]
         results[name].update(_percentiles("end_to_end", seconds))
     return results
+
+
+def _reading_settings(pipeline) -> dict:
+    """What makes two pipelines read alike: the reader's settings, but for the retriever its tuned values follow."""
+    settings = pipeline.reader.to_dict()
+    settings["init_parameters"]["options"].pop("corpus_retriever", None)
+    return settings
 
 
 def _retrieval_recall(pipeline, name, examples, passages, progress) -> tuple[dict[str, float], list[list[Document]]]:

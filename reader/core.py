@@ -12,13 +12,15 @@ Scoring, in one place:
   * ``score`` is a softmax over all of a question's candidates, no-answer included: one shared
     denominator, so scores are comparable across passages and documents, sum to at most 1, and order
     answers exactly as their logits do.
+  * Over a corpus, a span's logit may add a weight times its passage's retrieval score (BERTserini), and the
+    threshold and weight tuned for the retriever (``corpusqa tune``) apply when the options leave them unset.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from haystack import Document
@@ -38,6 +40,8 @@ class Candidate:
     document: Document
     start: int
     end: int
+    #: The reader's own logit when ``logit`` includes a retrieval bonus (``rank``'s ``weight``).
+    reader_logit: float | None = None
 
 
 def read(
@@ -56,7 +60,10 @@ def read(
     question_list = [questions] if single else list(questions)
     candidates = read_candidates(reader, question_list, documents, options, progress)
     threshold = no_answer_threshold(reader, options)
-    answers = [rank(question, found, threshold, options) for question, found in zip(question_list, candidates)]
+    weight = retrieval_weight(reader, options)
+    answers = [
+        rank(question, found, threshold, options, weight) for question, found in zip(question_list, candidates)
+    ]
     return answers[0] if single else answers
 
 
@@ -109,10 +116,31 @@ def _documents_per_question(questions: list, documents) -> list[Sequence[Documen
 
 
 def no_answer_threshold(reader: ReaderModel, options: ReadOptions) -> float:
-    """The options' threshold, else the one tuned and stored with the model, else 0."""
+    """The threshold ``read`` uses; ``threshold_source`` says where it comes from."""
+    return threshold_source(reader, options)[0]
+
+
+def threshold_source(reader: ReaderModel, options: ReadOptions) -> tuple[float, str]:
+    """The options' threshold; else, for passages from ``options.corpus_retriever``, the one tuned for it over a
+    corpus (0 where none was tuned); else the one tuned on SQuAD 2.0 and stored with the model; else 0."""
     if options.no_answer_threshold is not None:
-        return options.no_answer_threshold
-    return reader.no_answer_threshold if reader.no_answer_threshold is not None else 0.0
+        return options.no_answer_threshold, "set in the options"
+    if options.corpus_retriever is not None:
+        tuned = reader.corpus_settings.get(options.corpus_retriever)
+        if tuned is not None:
+            return tuned.no_answer_threshold, f"tuned for the reader over a corpus ({options.corpus_retriever})"
+        return 0.0, "the reader's default (none tuned over a corpus)"
+    if reader.no_answer_threshold is not None:
+        return reader.no_answer_threshold, "tuned for the reader model on SQuAD 2.0"
+    return 0.0, "the reader's default"
+
+
+def retrieval_weight(reader: ReaderModel, options: ReadOptions) -> float:
+    """The options' weight, else the one tuned for ``options.corpus_retriever``, else 0."""
+    if options.retrieval_weight is not None:
+        return options.retrieval_weight
+    tuned = reader.corpus_settings.get(options.corpus_retriever) if options.corpus_retriever else None
+    return tuned.retrieval_weight if tuned is not None else 0.0
 
 
 def _collect(reader, asked, pairs, max_seq_length, options, candidates) -> None:
@@ -164,8 +192,20 @@ def span_key(candidate: Candidate) -> tuple:
     return (candidate.document.id, candidate.start, candidate.end)
 
 
-def rank(question: str, candidates: list[Candidate], threshold: float, options: ReadOptions) -> list[ExtractedAnswer]:
+def rank(
+    question: str,
+    candidates: list[Candidate],
+    threshold: float,
+    options: ReadOptions,
+    weight: float = 0.0,
+    scores: Mapping[str, float] | None = None,
+) -> list[ExtractedAnswer]:
     """Deduplicate, normalise over all candidates (see module docstring) and return the top_k, no-answer placed by score.
+
+    With a ``weight``, a span's logit is its reader logit plus ``weight`` times its passage's retrieval score
+    (``scores[document id]``, else the document's own ``score``; BERTserini's interpolation), before ranking,
+    abstention and the softmax. ``meta["answer_logit"]`` is that combined logit, ``meta["reader_logit"]`` the
+    reader's alone.
 
     Invariants of the answers returned (besides the no-answer entry):
       - ordered by logit, highest first, ties broken by (document id, start, end);
@@ -173,6 +213,8 @@ def rank(question: str, candidates: list[Candidate], threshold: float, options: 
         overlap there: a span overlapping a higher-ranked one is dropped (its candidate stays in the softmax's
         denominator, so scores are unchanged for the answers kept).
     """
+    if weight:
+        candidates = [_with_retrieval(c, weight, scores) for c in candidates]
     ordered = sorted(candidates, key=lambda c: (-c.logit, c.document.id, c.start, c.end))
     seen: set[tuple] = set()
     kept: dict[object, list[tuple[int, int]]] = {}  # source -> spans of the answers kept so far
@@ -209,6 +251,12 @@ def rank(question: str, candidates: list[Candidate], threshold: float, options: 
     return answers
 
 
+def _with_retrieval(candidate: Candidate, weight: float, scores: Mapping[str, float] | None) -> Candidate:
+    document = candidate.document
+    score = scores[document.id] if scores is not None and document.id in scores else document.score
+    return replace(candidate, logit=candidate.logit + weight * (score or 0.0), reader_logit=candidate.logit)
+
+
 def _answer(question: str, candidate: Candidate, score: float, context_chars: int) -> ExtractedAnswer:
     content = candidate.document.content
     left = _word_boundary(content, max(0, candidate.start - context_chars), step=-1)
@@ -221,7 +269,11 @@ def _answer(question: str, candidate: Candidate, score: float, context_chars: in
         context=content[left:right],
         document_offset=ExtractedAnswer.Span(candidate.start, candidate.end),
         context_offset=ExtractedAnswer.Span(candidate.start - left, candidate.end - left),
-        meta={"answer_logit": candidate.logit, "no_answer_logit": candidate.null_logit},
+        meta={
+            "answer_logit": candidate.logit,
+            "reader_logit": candidate.logit if candidate.reader_logit is None else candidate.reader_logit,
+            "no_answer_logit": candidate.null_logit,
+        },
     )
 
 

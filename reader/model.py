@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -46,6 +46,8 @@ class ReaderModel:
     device: torch.device
     max_positions: int
     no_answer_threshold: float | None
+    #: Per retriever (bm25, dense, hybrid): the no-answer threshold and retrieval weight tuned over a corpus.
+    corpus_settings: dict[str, CorpusSettings] = field(default_factory=dict)
 
     @property
     def input_names(self) -> list[str]:
@@ -115,6 +117,7 @@ def load_reader_model(
         device=target,
         max_positions=usable_positions(config, tokenizer),
         no_answer_threshold=stored_no_answer_threshold(local) if local.exists() else None,
+        corpus_settings=stored_corpus_settings(local) if local.exists() else {},
     )
 
 
@@ -170,6 +173,40 @@ def stored_no_answer_threshold(folder: Path) -> float | None:
         return float(json.loads(settings.read_text(encoding="utf-8"))["no_answer_threshold"])
     except (ValueError, KeyError, TypeError) as error:
         raise ReaderLoadError(f"{settings}: cannot read no_answer_threshold ({error})") from error
+
+
+@dataclass(frozen=True)
+class CorpusSettings:
+    """How a reader abstains and weighs retrieval over a corpus searched by one retriever (``corpusqa tune``).
+
+    ``no_answer_threshold``: abstain when the best span's null logit minus its score exceeds this.
+    ``retrieval_weight``: a span's score is its logit plus this times its passage's retrieval score.
+    """
+
+    no_answer_threshold: float
+    retrieval_weight: float = 0.0
+
+
+def stored_corpus_settings(folder: Path) -> dict[str, CorpusSettings]:
+    settings = folder / READER_SETTINGS_FILE
+    if not settings.is_file():
+        return {}
+    try:
+        stored = json.loads(settings.read_text(encoding="utf-8")).get("corpus", {})
+        return {
+            retriever: CorpusSettings(float(v["no_answer_threshold"]), float(v.get("retrieval_weight", 0.0)))
+            for retriever, v in stored.items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ReaderLoadError(f"{settings}: cannot read the corpus settings ({error})") from error
+
+
+def save_corpus_settings(folder: Path, retriever: str, tuned: CorpusSettings, evidence: dict) -> None:
+    """Record what `corpusqa tune` found for ``retriever``, with the measurements behind it."""
+    settings = folder / READER_SETTINGS_FILE
+    current = json.loads(settings.read_text(encoding="utf-8")) if settings.is_file() else {}
+    current.setdefault("corpus", {})[retriever] = {**asdict(tuned), "tuned_on": evidence}
+    settings.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
 
 
 def save_no_answer_threshold(folder: Path, threshold: float) -> None:

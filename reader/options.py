@@ -41,6 +41,20 @@ class ReadOptions:
     pairs_per_chunk: int = field(
         default=2048, metadata={"help": "(question, passage) pairs tokenized at once; bounds memory"}
     )
+    corpus_retriever: str | None = field(
+        default=None,
+        metadata={
+            "help": "the retriever the passages come from (bm25, dense, hybrid): unset thresholds and weights take "
+            "the values tuned for it over a corpus (`corpusqa tune`), else 0"
+        },
+    )
+    retrieval_weight: float | None = field(
+        default=None,
+        metadata={
+            "help": "add this times a passage's retrieval score to its spans' logits (BERTserini); None: the "
+            "value tuned for corpus_retriever, else 0"
+        },
+    )
     merge_overlapping: bool = field(
         default=True,
         metadata={

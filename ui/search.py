@@ -25,18 +25,17 @@ class SearchDefaults:
 def search_defaults(pipeline: QueryPipeline, overrides: Mapping[str, Any] | None = None) -> SearchDefaults:
     """Passages read: the top_k of the component feeding the reader; the reader's options: the pipeline's
     with ``overrides`` (`corpusqa ui --top-k 3 ...`); the no-answer threshold: the overrides', else the
-    reader's (from the YAML), else the one tuned and stored with its model, else 0 (the reader's own order)."""
+    reader's (from the YAML), else the one ``read`` would use (``reader.core.threshold_source``)."""
     reader = pipeline.reader
     passages = pipeline.retrieval.get_component(pipeline.feeder).top_k
     options = replace(reader.options, **(overrides or {}))
     if overrides and overrides.get("no_answer_threshold") is not None:
         threshold, source = options.no_answer_threshold, "set when the UI was started"
-    elif reader.options.no_answer_threshold is not None:
-        threshold, source = reader.options.no_answer_threshold, "the pipeline's"
-    elif reader.loaded.no_answer_threshold is not None:
-        threshold, source = reader.loaded.no_answer_threshold, "tuned for the reader model on SQuAD 2.0"
     else:
-        threshold, source = 0.0, "the reader's default"
+        from corpusqa.reader.core import threshold_source  # the reader's core loads torch: only when asked
+
+        threshold, source = threshold_source(reader.loaded, options)
+        source = "the pipeline's" if source == "set in the options" else source
     return SearchDefaults(passages, options, threshold, source)
 
 

@@ -1,0 +1,132 @@
+"""Tune how a reader answers over a corpus, where it is used: its no-answer threshold and its retrieval weight.
+
+Both depend on the retriever (its score scale, how often the gold passage is missing), so they are tuned per
+retriever, on training questions asked of a corpus of training paragraphs, never on dev:
+  * answerable questions: asked of the whole corpus;
+  * unanswerable ones: asked with their own article filtered out, so no passage read holds their answer.
+Each question's passages are read once; every (weight, threshold) pair is then scored from those candidates.
+
+  1. The retrieval weight (BERTserini's interpolation: a span's logit plus weight times its passage's retrieval
+     score) is the grid value with the best EM on the answerable questions; a weight of 0 stays unless another
+     value does strictly better.
+  2. The threshold is the lowest (abstaining most) at which answerable EM drops by at most ``max_em_drop`` points
+     against never abstaining: users lose few answers, and questions the corpus cannot answer are declined.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from corpusqa.reader.model import CorpusSettings
+from corpusqa.reader.squad_metric import SquadDataset, SquadExample, exact_match
+
+from .query import QueryPipeline, retrieve
+
+#: Retrieval weights tried, in units of 1 / (standard deviation of the retrieval scores of the passages read).
+WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One question's candidates, reduced to what scoring needs: (reader logit, null logit, retrieval score, text)."""
+
+    answers: list[str]
+    answerable: bool
+    candidates: list[tuple[float, float, float, str]]
+
+
+@dataclass
+class TuningResult:
+    settings: CorpusSettings
+    #: Per weight tried: (weight, answerable EM without abstaining).
+    weights: list[tuple[float, float]] = field(default_factory=list)
+    #: At the chosen weight, per threshold: (threshold, answerable EM, share of unanswerable questions declined).
+    thresholds: list[tuple[float, float, float]] = field(default_factory=list)
+    evidence: dict = field(default_factory=dict)
+
+
+def collect_readings(
+    pipeline: QueryPipeline,
+    examples: Sequence[SquadExample],
+    unanswerable: int,
+    passages: int,
+    progress: bool = True,
+) -> list[Reading]:
+    """Retrieve for every question (the first ``unanswerable`` with their article filtered out) and read once."""
+    from corpusqa.reader.core import read_candidates
+
+    reader = pipeline.reader.loaded
+    retrieved = []
+    for number, example in enumerate(tqdm(examples, desc="retrieving", unit="question", disable=not progress)):
+        filters = {"field": "meta.title", "operator": "!=", "value": example.title} if number < unanswerable else None
+        retrieved.append(retrieve(pipeline, example.question, passages, filters))
+    options = replace(pipeline.reader.options, top_k=1)
+    found = read_candidates(reader, [e.question for e in examples], retrieved, options, progress=progress)
+    readings = []
+    for number, (example, candidates) in enumerate(zip(examples, found)):
+        reduced = [
+            (c.logit, c.null_logit, float(c.document.score or 0.0), c.document.content[c.start : c.end])
+            for c in candidates
+        ]
+        readings.append(Reading(list(example.answers), number >= unanswerable, reduced))
+    return readings
+
+
+def sweep(readings: Sequence[Reading], max_em_drop: float = 2.0, grid: Sequence[float] = WEIGHT_GRID) -> TuningResult:
+    """Choose the retrieval weight, then the threshold, from readings (see the module docstring)."""
+    scores = [s for r in readings for _, _, s, _ in r.candidates]
+    spread = float(np.std(scores)) if scores else 0.0
+    weights = [k / spread for k in grid] if spread > 0 else [0.0]
+    answerable = [r for r in readings if r.answerable]
+    unanswerable = [r for r in readings if not r.answerable]
+    tried = [(w, 100 * float(np.mean([_best(r, w)[1] for r in answerable])) if answerable else 0.0) for w in weights]
+    weight, best_em = max(tried, key=lambda pair: (round(pair[1], 9), -pair[0]))  # ties: the smaller weight
+    margins_yes = np.array([_best(r, weight)[0] for r in answerable])
+    correct_yes = np.array([_best(r, weight)[1] for r in answerable], dtype=bool)
+    margins_no = np.array([_best(r, weight)[0] for r in unanswerable])
+    table = []
+    for threshold in sorted(set(margins_yes.tolist()) | set(margins_no.tolist()) | {math.inf}):
+        em = 100 * float(np.mean(correct_yes & (margins_yes <= threshold))) if len(answerable) else 0.0
+        declined = 100 * float(np.mean(margins_no > threshold)) if len(unanswerable) else 0.0
+        table.append((threshold, em, declined))
+    allowed = [row for row in table if row[1] >= best_em - max_em_drop]
+    chosen = min(allowed, key=lambda row: row[0])
+    threshold = chosen[0] if math.isfinite(chosen[0]) else max(margins_yes.max(initial=0.0), 0.0)
+    shown = _sparse(table, chosen)
+    evidence = {
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "em_never_abstaining": round(best_em, 2),
+        "em": round(chosen[1], 2),
+        "unanswerable_declined": round(chosen[2], 2),
+        "max_em_drop": max_em_drop,
+        "em_without_retrieval_weight": round(tried[0][1], 2),
+    }
+    return TuningResult(CorpusSettings(float(threshold), float(weight)), tried, shown, evidence)
+
+
+def _best(reading: Reading, weight: float) -> tuple[float, bool]:
+    """(null logit minus the best combined span logit, whether that span is a gold answer) for a weight."""
+    if not reading.candidates:
+        return math.inf, False
+    logit, null, score, text = max(reading.candidates, key=lambda c: c[0] + weight * c[2])
+    correct = reading.answerable and any(exact_match(text, gold) for gold in reading.answers)
+    return null - (logit + weight * score), bool(correct)
+
+
+def _sparse(table: list[tuple[float, float, float]], chosen: tuple[float, float, float]) -> list[tuple[float, float, float]]:
+    """About a dozen rows of the threshold sweep, evenly spread by share declined, and the chosen one."""
+    picks = {round(q * (len(table) - 1)) for q in np.linspace(0, 1, 11)}
+    return sorted({table[i] for i in picks} | {chosen}, key=lambda row: row[0])
+
+
+def sample_questions(dataset: SquadDataset, questions: int, seed: int) -> list[SquadExample]:
+    """A seeded sample of the answerable questions."""
+    answerable = [e for e in dataset.examples if e.answers and not e.is_impossible]
+    return random.Random(seed).sample(answerable, min(questions, len(answerable)))

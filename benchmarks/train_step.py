@@ -5,7 +5,7 @@ start/end labels, gradient clipping, AdamW. Inputs are random token ids of a fix
 costs (the content of the tokens does not change the arithmetic).
 
     python benchmarks/train_step.py --model MINILM_FOLDER --model MPNET_FOLDER --layers 0 --layers 6 \
-        --variant fp32 --variant bf16 --steps 6
+        --variant fp32 --variant bf16 --threads 1 --threads 2 --steps 6
 
 Prints one row per (model, layers, variant): median s/step over ``--steps`` timed steps after ``--warmup``, and
 the ratio to the first row. ``--layers N`` keeps the first N transformer layers (0: all), as a cut model would.
@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from transformers import AutoModelForQuestionAnswering
@@ -35,7 +36,7 @@ def cut_layers(model, layers: int):
 def time_steps(model_dir: str, layers: int, variant: str, batch: int, width: int, steps: int, warmup: int) -> float:
     torch.manual_seed(0)
     model = cut_layers(AutoModelForQuestionAnswering.from_pretrained(model_dir, dtype=torch.float32), layers).train()
-    if variant == "compile":
+    if variant.endswith("compile"):
         model = torch.compile(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     vocab = model.config.vocab_size
@@ -45,7 +46,8 @@ def time_steps(model_dir: str, layers: int, variant: str, batch: int, width: int
         "start_positions": torch.randint(0, width, (batch,)),
         "end_positions": torch.randint(0, width, (batch,)),
     }
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if variant == "bf16" else contextlib.nullcontext()
+    bf16 = variant.startswith("bf16")
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     times = []
     for i in range(warmup + steps):
         began = time.perf_counter()
@@ -64,26 +66,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, help="base model folder (repeatable)")
     parser.add_argument("--layers", type=int, action="append", help="keep the first N layers; 0 = all (repeatable)")
-    parser.add_argument("--variant", action="append", choices=("fp32", "bf16", "compile"), help="(repeatable)")
+    parser.add_argument("--variant", action="append", choices=("fp32", "bf16", "bf16-compile"), help="(repeatable)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--width", type=int, default=192, help="tokens per window (SQuAD windows average ~180)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--threads", type=int, action="append", help="torch intra-op threads (repeatable)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     rows = []
-    for model in args.model:
-        for layers in args.layers or [0]:
-            for variant in args.variant or ["fp32"]:
-                seconds = time_steps(model, layers, variant, args.batch, args.width, args.steps, args.warmup)
-                rows.append((model.rstrip("/").split("/")[-2 if model.endswith("/model") else -1], layers, variant, seconds))
-                print(f"  measured {rows[-1]}", flush=True)
-    print(f"\nbatch {args.batch} x {args.width} tokens, {torch.get_num_threads()} threads, median of {args.steps} steps")
-    print(f"| model | layers | variant | s/step | vs first |\n|---|---|---|---|---|")
-    for name, layers, variant, seconds in rows:
-        print(f"| {name} | {layers or 'all'} | {variant} | {seconds:.2f} | {seconds / rows[0][3]:.2f}x |")
+    for threads in args.threads or [torch.get_num_threads()]:
+        torch.set_num_threads(threads)
+        for model in args.model:
+            name = Path(model).name if Path(model).name != "model" else Path(model).parent.name
+            for layers in args.layers or [0]:
+                for variant in args.variant or ["fp32"]:
+                    seconds = time_steps(model, layers, variant, args.batch, args.width, args.steps, args.warmup)
+                    rows.append((name, layers, variant, threads, seconds))
+                    print(f"  measured {rows[-1]}", flush=True)
+    print(f"\nbatch {args.batch} x {args.width} tokens, median of {args.steps} steps after {args.warmup}")
+    print("| model | layers | variant | threads | s/step | vs first |\n|---|---|---|---|---|---|")
+    for name, layers, variant, threads, seconds in rows:
+        print(f"| {name} | {layers or 'all'} | {variant} | {threads} | {seconds:.2f} | {seconds / rows[0][4]:.2f}x |")
 
 
 if __name__ == "__main__":

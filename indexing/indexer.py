@@ -31,7 +31,7 @@ from corpusqa.indexing.embedding import DEFAULT_EMBEDDER, embedding_precision, l
 from corpusqa.indexing.errors import ConversionError
 from corpusqa.indexing.limits import FileLimits, check_passages, read_file
 from corpusqa.indexing.split import PassageSplitter
-from corpusqa.indexing.store import FileRecord
+from corpusqa.indexing.store.contract import CorpusStore, FileRecord
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,9 @@ class _BatchWriter:
     #: the embedded bar moves once per call.
     EMBED_CALL = 256
 
-    def __init__(self, store: Any, embedder: Any | None, embed: bool, settings: IndexSettings, progress: _Progress) -> None:
+    def __init__(
+        self, store: CorpusStore, embedder: Any | None, embed: bool, settings: IndexSettings, progress: _Progress
+    ) -> None:
         self.store, self.embedder, self.embed, self.settings, self.progress = store, embedder, embed, settings, progress
         self.files: list[tuple[FileRecord, list[Document]]] = []
         self.pending_passages = 0
@@ -196,7 +198,7 @@ class _BatchWriter:
 
 def index_paths(
     paths: Iterable[Path | str],
-    store: Any,
+    store: CorpusStore,
     embedder: Any | None = None,
     *,
     settings: IndexSettings = IndexSettings(),
@@ -207,31 +209,27 @@ def index_paths(
 ) -> IndexReport:
     """Bring `store` up to date with the supported files under `paths` (files or folders).
 
-    `store` offers file_record(path), files(), replace_files(batch) and remove_files(paths) (see
-    corpusqa.indexing.store); a store with a `path` attribute never indexes its own folder, and one with
-    `record_roots(paths)` is told `paths` (the search UI serves original files only from under them).
-    `embedder` is a Haystack document embedder (default: `settings.embedder()`, all-MiniLM-L6-v2); `embed=False` stores
+    `store` is checked first (`verify`: a damaged store stops the run before it skips or adds anything),
+    told `paths` (`record_roots`: the search UI serves original files only from under them), and its own
+    folder, if it has one, is never indexed. `embedder` is a Haystack document embedder (default: `settings.embedder()`, all-MiniLM-L6-v2); `embed=False` stores
     passages without embeddings (BM25 only). `prune=True` removes the store's files that lie under `paths`
     but are no longer found there. `follow_symlinks=True` also reads files that symlinks found in the folders
-    lead to outside them (see corpusqa.indexing.discovery). A store with `verify()` is checked first: a
-    damaged database stops the run before it skips or adds anything.
+    lead to outside them (see corpusqa.indexing.discovery).
     """
     started = time.perf_counter()
     report = IndexReport()
     roots = [os.path.abspath(path) for path in paths]
-    store_folder = getattr(store, "path", None)
-    if hasattr(store, "verify"):
-        store.verify()
+    store_folder = store.folder
+    store.verify()
     found = discover(map(Path, roots), exclude=[Path(store_folder)] if store_folder else [],
                      follow_symlinks=follow_symlinks)  # fmt: skip
     files, report.left_out = found.files, found.left_out
-    if hasattr(store, "record_roots"):
-        store.record_roots(roots)
+    store.record_roots(roots)
     if prune:
         report.removed = _prune(store, roots, {str(path) for path in files}, store_folder)
     splitter = settings.splitter()
     bars = _Progress(len(files), embed, enabled=progress)
-    with bulk(store), contextlib.closing(bars):
+    with store.bulk(), contextlib.closing(bars):
         writer = _BatchWriter(store, embedder, embed, settings, bars)
         for path in files:
             known = store.file_record(str(path))
@@ -253,12 +251,6 @@ def index_paths(
     return report
 
 
-def bulk(store: Any) -> contextlib.AbstractContextManager:
-    """The store's bulk mode (indexes updated once, at the end) where it has one; batches still commit as
-    they go, so an interrupted run keeps every file it finished."""
-    return store.bulk() if hasattr(store, "bulk") else contextlib.nullcontext()
-
-
 def _prepare(
     path: Path, known: FileRecord | None, splitter: PassageSplitter, limits: FileLimits
 ) -> tuple[FileRecord, list[Document]] | None:
@@ -273,7 +265,7 @@ def _prepare(
     return FileRecord(str(path), content_hash, size=len(data), mtime=path.stat().st_mtime), passages
 
 
-def _prune(store: Any, roots: Sequence[str], found: set[str], store_folder: str | Path | None) -> int:
+def _prune(store: CorpusStore, roots: Sequence[str], found: set[str], store_folder: Path | None) -> int:
     """Remove the store's files under `roots` that discovery no longer finds (deleted, renamed, now hidden).
     Files inside the store's own folder (the UI's uploads) are never found by discovery and never pruned."""
 

@@ -17,7 +17,8 @@ import numpy as np
 from haystack import Document
 from tqdm.auto import tqdm
 
-from corpusqa.indexing.indexer import IndexSettings, bulk
+from corpusqa.indexing.indexer import IndexSettings
+from corpusqa.indexing.store.contract import CorpusStore
 from corpusqa.reader.core import no_answer_threshold, rank, read_candidates, retrieval_weight
 from corpusqa.reader.squad_metric import SquadDataset, SquadExample, evaluate
 
@@ -38,13 +39,13 @@ def squad_passages(datasets: Sequence[SquadDataset]) -> list[Document]:
     return list(passages.values())
 
 
-def index_passages(store, passages: list[Document], embed: bool = True, progress: bool = True) -> None:
+def index_passages(store: CorpusStore, passages: list[Document], embed: bool = True, progress: bool = True) -> None:
     """Write passages (embedded with the indexing pipeline's embedder) in committed batches."""
     embedder = IndexSettings().embedder() if embed else None
     if embedder is not None:
         embedder.warm_up()
     batch = 1000
-    with bulk(store):
+    with store.bulk():
         for begin in tqdm(range(0, len(passages), batch), desc="indexing", unit="batch", disable=not progress):
             chunk = passages[begin : begin + batch]
             if embedder is not None:

@@ -1,5 +1,5 @@
-"""Retrievers over any corpusqa store (the embedded one, Elasticsearch later): written once against its
-``bm25(query, top_k, filters)`` and ``dense(embedding, top_k, filters)`` methods.
+"""Retrievers over any corpusqa store (the embedded one, Elasticsearch): written once against the store
+contract's ``bm25(query, top_k, filters)`` and ``dense(embedding, top_k, filters)`` (``SearchStore``).
 
 Hybrid retrieval is Haystack's own DocumentJoiner in reciprocal-rank-fusion mode, wired in the YAML.
 """
@@ -11,11 +11,14 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.core.serialization import import_class_by_name
 
+from corpusqa.indexing.store.contract import SearchStore
+
 
 class _StoreRetriever:
-    """What both retrievers share: a store, a default top_k and filters, and YAML (de)serialization."""
+    """What both retrievers share: ``document_store``, the ``top_k`` passages returned and ``filters`` applied
+    when a run names none, and YAML (de)serialization."""
 
-    def __init__(self, document_store, top_k: int = 10, filters: dict[str, Any] | None = None):
+    def __init__(self, document_store: SearchStore, top_k: int = 10, filters: dict[str, Any] | None = None):
         self.document_store = document_store
         self.top_k = top_k
         self.filters = filters

@@ -12,7 +12,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import corpusqa.indexing.store as store_module
+import corpusqa.indexing.store.embedded as store_module
 import numpy as np
 import pytest
 from corpusqa.indexing.store import EmbeddedDocumentStore, FileRecord, StoreError
@@ -23,6 +23,7 @@ from corpusqa.indexing.store.keyword import KeywordIndex
 from corpusqa.indexing.store.maintenance import check_store, repair_store
 from haystack import Document, Pipeline
 from haystack.components.writers import DocumentWriter
+from haystack.core.serialization import import_class_by_name
 from haystack.dataclasses import ByteStream
 from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
@@ -708,10 +709,15 @@ def test_check_reports_a_damaged_database_and_repair_refuses_to_guess(store):
 
 def test_serialisation_round_trip(store):
     data = store.to_dict()
-    assert data == {"type": "corpusqa.indexing.store.EmbeddedDocumentStore",
+    assert data == {"type": "corpusqa.indexing.store.embedded.EmbeddedDocumentStore",
                     "init_parameters": {"path": str(store.path), "embedding_dim": None}}
     with EmbeddedDocumentStore.from_dict(data) as copy:
         assert (copy.path, copy.embedding_dim) == (store.path, None)
+
+
+def test_pipelines_naming_the_store_by_its_package_still_load(store):
+    """YAML written before the store had a module of its own names it as corpusqa.indexing.store.EmbeddedDocumentStore."""
+    assert import_class_by_name("corpusqa.indexing.store.EmbeddedDocumentStore") is EmbeddedDocumentStore
 
 
 def test_haystack_document_writer_writes_into_the_store(store):
@@ -730,7 +736,7 @@ from corpusqa.indexing.store import EmbeddedDocumentStore, FileRecord, StoreErro
 
 path, seed, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 if sys.argv[4] == "replays":
-    import corpusqa.indexing.store as store_module
+    import corpusqa.indexing.store.embedded as store_module
     import corpusqa.indexing.store.keyword as keyword_module
     keyword_module.DELTA_SHARE, store_module._REPLAY_LIMIT = 1e9, 50
 rng = np.random.default_rng(seed)

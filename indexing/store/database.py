@@ -13,6 +13,8 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+from .contract import StoreError
+
 DATABASE = "store.sqlite3"
 
 SCHEMA = """
@@ -45,10 +47,6 @@ CREATE TABLE IF NOT EXISTS roots (path TEXT PRIMARY KEY);  -- what was given to 
 _LEFT_BESIDE = {"bulk.lock", f"{DATABASE}-shm"}
 _DAMAGED = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
 _BUSY = {"SQLITE_BUSY", "SQLITE_LOCKED"}
-
-
-class StoreError(ValueError):
-    """A store that cannot be used as it is; the message names the store and what to do."""
 
 
 def connect(folder: Path, index_folders: Callable[[], list[Path]]) -> sqlite3.Connection:

@@ -43,12 +43,12 @@ from haystack.document_stores.types import DuplicatePolicy
 
 from . import filters as _filters
 from . import folders
+from .contract import FileRecord, Finding, StoreStats
 from .database import DATABASE as _DATABASE
-from .database import StoreError, connect, explained
+from .database import connect, explained
 from .dense import DenseIndex
 from .keyword import KeywordIndex
-
-__all__ = ["EmbeddedDocumentStore", "FileRecord", "StoreError"]
+from .roots import outermost
 
 logger = logging.getLogger(__name__)
 
@@ -59,18 +59,6 @@ _FILTER_CACHE_SIZE = 64
 #: lag (tokenizing for BM25's delta, vectors beside the graph): 4,900 passages at a million took 0.4 s
 #: on top of the 2.4 s of loading (benchmarks/store_scaling.py's store, 2-core Xeon).
 _REPLAY_LIMIT = 5_000
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    """What the store last indexed from one file; ``passages`` and ``indexed_at`` are set by the store."""
-
-    path: str
-    content_hash: str
-    size: int
-    mtime: float
-    passages: int = 0
-    indexed_at: float = 0.0
 
 
 @dataclass
@@ -264,17 +252,41 @@ class EmbeddedDocumentStore:
         original files (the search UI) serves only what lies under them. A root inside a recorded one adds
         nothing; one that holds recorded roots replaces them."""
         with self._lock, self._immediate():
-            found = {os.path.realpath(path) for path in paths} | set(self.roots())
-            outermost = [p for p in found if not any(q != p and Path(p).is_relative_to(q) for q in found)]
+            kept = outermost(paths, self.roots())
             self._db.execute("DELETE FROM roots")
-            self._db.executemany("INSERT INTO roots (path) VALUES (?)", [(p,) for p in outermost])
+            self._db.executemany("INSERT INTO roots (path) VALUES (?)", [(p,) for p in kept])
 
     def roots(self) -> list[str]:
         """The recorded roots (``record_roots``), sorted."""
         with self._lock:
             return [path for (path,) in self._db.execute("SELECT path FROM roots ORDER BY path")]
 
-    def stats(self) -> dict[str, Any]:
+    def passages(self, batch_size: int = 500) -> Iterator[list[Document]]:
+        """Every passage, grouped by file: those without a ``file_path`` first, in the order written, then
+        by ``file_path`` and the order written (the column is indexed); pages by key, so each batch costs
+        the same however far the iteration has gone."""
+        unfiled = f"SELECT {_COLUMNS} FROM documents WHERE file_path IS NULL AND row > ? ORDER BY row LIMIT ?"
+        filed = (f"SELECT {_COLUMNS}, file_path FROM documents WHERE file_path > ? OR (file_path = ? AND row > ?) "
+                 "ORDER BY file_path, row LIMIT ?")  # fmt: skip
+        last = 0
+        while batch := self._read(unfiled, (last, batch_size)):
+            last = batch[-1][0]
+            yield [document for _, document in self._documents(batch)]
+        path, last = "", 0
+        while batch := self._read(filed, (path, path, last, batch_size)):
+            path, last = batch[-1][-1], batch[-1][0]
+            yield [document for _, document in self._documents([row[:-1] for row in batch])]
+
+    def _read(self, query: str, parameters: tuple) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(query, parameters).fetchall()
+
+    @property
+    def folder(self) -> Path:
+        """The store's folder (indexing never reads it)."""
+        return self.path
+
+    def stats(self) -> StoreStats:
         """What a UI shows about the store: passages; documents (those the passages were split from:
         distinct ``source_id``); files; files and passages per file type; when a file was last indexed
         (Unix time); per index the passages it covers; the dense index kind ("flat", "hnsw", or None
@@ -329,6 +341,17 @@ class EmbeddedDocumentStore:
                 raise explained(self.path, error) from error
             if found != ["ok"]:
                 raise explained(self.path, sqlite3.DatabaseError(f"quick_check: {found[0]}"), damaged=True)
+
+    def check(self) -> list[Finding]:
+        """``maintenance.check_store`` on this store's folder (which reads the folder without opening it)."""
+        from .maintenance import check_store  # it opens stores of this module: imported when used
+
+        return check_store(self.path)
+
+    def repair(self) -> list[str]:
+        """Rebuild both indexes from the database's rows (see ``maintenance.repair_store``)."""
+        covered = self.rebuild_indexes()
+        return [f"rebuilt the {name} index from the database's rows: {count} passages" for name, count in covered.items()]
 
     def rebuild_indexes(self) -> dict[str, int]:
         """Discard every index folder and rebuild both indexes from SQLite's rows; returns the passages each

@@ -10,20 +10,12 @@ cannot tell which passages the damaged pages held.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 
-from . import _INDEXES, EmbeddedDocumentStore, folders, manifest
-from .database import DATABASE, StoreError, explained, has_tables, is_damage, orphaned
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing ``check_store`` looked at (``subject``) and what it found; ``ok`` False for a problem."""
-
-    subject: str
-    ok: bool
-    text: str
+from . import folders, manifest
+from .contract import Finding, StoreError
+from .database import DATABASE, explained, has_tables, is_damage, orphaned
+from .embedded import _INDEXES, EmbeddedDocumentStore
 
 
 def check_store(folder: Path) -> list[Finding]:
@@ -82,8 +74,7 @@ def repair_store(folder: Path) -> list[str]:
         raise StoreError(f"store {folder}: its database cannot be repaired in place ({damage[0]}); restore it "
                          "from a backup, or index your files into a new store")
     with EmbeddedDocumentStore(folder) as store:
-        covered = store.rebuild_indexes()
-    return [f"rebuilt the {name} index from the database's rows: {count} passages" for name, count in covered.items()]
+        return store.repair()
 
 
 def _database_findings(db: sqlite3.Connection) -> list[Finding]:

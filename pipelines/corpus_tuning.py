@@ -34,7 +34,8 @@ WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 @dataclass(frozen=True)
 class Reading:
-    """One question's candidates, reduced to what scoring needs: (reader logit, null logit, retrieval score, text)."""
+    """One question's candidates, reduced to what scoring needs: (reader logit, null logit, relative retrieval
+    score of the passage, text)."""
 
     answers: list[str]
     answerable: bool
@@ -59,7 +60,7 @@ def collect_readings(
     progress: bool = True,
 ) -> list[Reading]:
     """Retrieve for every question (the first ``unanswerable`` with their article filtered out) and read once."""
-    from corpusqa.reader.core import read_candidates
+    from corpusqa.reader.core import read_candidates, relative_retrieval_scores
 
     reader = pipeline.reader.loaded
     retrieved = []
@@ -70,9 +71,9 @@ def collect_readings(
     found = read_candidates(reader, [e.question for e in examples], retrieved, options, progress=progress)
     readings = []
     for number, (example, candidates) in enumerate(zip(examples, found)):
+        relative = relative_retrieval_scores([c.document for c in candidates])  # as ``rank`` weighs them
         reduced = [
-            (c.logit, c.null_logit, float(c.document.score or 0.0), c.document.content[c.start : c.end])
-            for c in candidates
+            (c.logit, c.null_logit, relative[c.document.id], c.document.content[c.start : c.end]) for c in candidates
         ]
         readings.append(Reading(list(example.answers), number >= unanswerable, reduced))
     return readings

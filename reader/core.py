@@ -202,10 +202,9 @@ def rank(
 ) -> list[ExtractedAnswer]:
     """Deduplicate, normalise over all candidates (see module docstring) and return the top_k, no-answer placed by score.
 
-    With a ``weight``, a span's logit is its reader logit plus ``weight`` times its passage's retrieval score
-    (``scores[document id]``, else the document's own ``score``; BERTserini's interpolation), before ranking,
-    abstention and the softmax. ``meta["answer_logit"]`` is that combined logit, ``meta["reader_logit"]`` the
-    reader's alone.
+    With a ``weight``, a span's logit is its reader logit plus ``weight`` times its passage's relative retrieval
+    score (``relative_retrieval_scores``; BERTserini's interpolation), before ranking, abstention and the
+    softmax. ``meta["answer_logit"]`` is that combined logit, ``meta["reader_logit"]`` the reader's alone.
 
     Invariants of the answers returned (besides the no-answer entry):
       - ordered by logit, highest first, ties broken by (document id, start, end);
@@ -214,7 +213,10 @@ def rank(
         denominator, so scores are unchanged for the answers kept).
     """
     if weight:
-        candidates = [_with_retrieval(c, weight, scores) for c in candidates]
+        relative = relative_retrieval_scores([c.document for c in candidates], scores)
+        candidates = [
+            replace(c, logit=c.logit + weight * relative[c.document.id], reader_logit=c.logit) for c in candidates
+        ]
     ordered = sorted(candidates, key=lambda c: (-c.logit, c.document.id, c.start, c.end))
     seen: set[tuple] = set()
     kept: dict[object, list[tuple[int, int]]] = {}  # source -> spans of the answers kept so far
@@ -251,10 +253,18 @@ def rank(
     return answers
 
 
-def _with_retrieval(candidate: Candidate, weight: float, scores: Mapping[str, float] | None) -> Candidate:
-    document = candidate.document
-    score = scores[document.id] if scores is not None and document.id in scores else document.score
-    return replace(candidate, logit=candidate.logit + weight * (score or 0.0), reader_logit=candidate.logit)
+def relative_retrieval_scores(
+    documents: Sequence[Document], scores: Mapping[str, float] | None = None
+) -> dict[str, float]:
+    """Each passage's retrieval score divided by the best of the question's passages (0 for a passage without one).
+
+    ``scores[document id]`` when given (a retriever's own list), else the document's ``score``. Relative scores
+    lie in [0, 1] whatever the retriever's scale (BM25's grows with the corpus, cosines do not), so a weight
+    tuned on one corpus means the same on another.
+    """
+    raw = {d.id: float((scores or {}).get(d.id, d.score) or 0.0) for d in documents}
+    best = max(raw.values(), default=0.0)
+    return {key: value / best if best > 0 else 0.0 for key, value in raw.items()}
 
 
 def _answer(question: str, candidate: Candidate, score: float, context_chars: int) -> ExtractedAnswer:

@@ -51,8 +51,8 @@ class ReadOptions:
     retrieval_weight: float | None = field(
         default=None,
         metadata={
-            "help": "add this times a passage's retrieval score to its spans' logits (BERTserini); None: the "
-            "value tuned for corpus_retriever, else 0"
+            "help": "add this times a passage's retrieval score, relative to the best passage's, to its spans' "
+            "logits (BERTserini); None: the value tuned for corpus_retriever, else 0"
         },
     )
     merge_overlapping: bool = field(

@@ -14,7 +14,14 @@ from corpusqa.pipelines.cli import main
 from corpusqa.pipelines.corpus_tuning import Reading, sweep
 from corpusqa.pipelines.query import load_query_pipeline
 from corpusqa.reader import load_reader_model
-from corpusqa.reader.core import Candidate, no_answer_threshold, rank, retrieval_weight, threshold_source
+from corpusqa.reader.core import (
+    Candidate,
+    no_answer_threshold,
+    rank,
+    relative_retrieval_scores,
+    retrieval_weight,
+    threshold_source,
+)
 from corpusqa.reader.model import READER_SETTINGS_FILE, CorpusSettings
 from corpusqa.reader.options import ReadOptions
 
@@ -78,11 +85,20 @@ def test_rank_adds_the_weighted_retrieval_score_and_keeps_the_reader_logit():
     found = [Candidate(5.0, 0.0, strong, 0, 5), Candidate(4.0, 0.0, relevant, 0, 4)]
     options = ReadOptions(top_k=2, no_answer=False)
     assert [a.data for a in rank("q", found, 0.0, options)] == ["Paris", "Lyon"]
-    weighted = rank("q", found, 0.0, options, weight=1.0)
+    weighted = rank("q", found, 0.0, options, weight=2.0)  # relative scores: a 0.05, b 1.0
     assert [a.data for a in weighted] == ["Lyon", "Paris"]
     assert weighted[0].meta["answer_logit"] == pytest.approx(6.0) and weighted[0].meta["reader_logit"] == 4.0
-    overridden = rank("q", found, 0.0, options, weight=1.0, scores={"a": 3.0, "b": 0.0})
+    assert weighted[1].meta["answer_logit"] == pytest.approx(5.1)
+    overridden = rank("q", found, 0.0, options, weight=2.0, scores={"a": 3.0, "b": 0.0})
     assert [a.data for a in overridden] == ["Paris", "Lyon"], "a retriever's own scores win over the documents'"
+
+
+def test_relative_retrieval_scores_are_scale_free():
+    passages = [Document(id="a", content="x", score=30.0), Document(id="b", content="y", score=15.0),
+                Document(id="c", content="z", score=None)]
+    assert relative_retrieval_scores(passages) == {"a": 1.0, "b": 0.5, "c": 0.0}
+    assert relative_retrieval_scores(passages, {"a": 0.2, "b": 0.8, "c": 0.4}) == {"a": 0.25, "b": 1.0, "c": 0.5}
+    assert relative_retrieval_scores([Document(id="a", content="x", score=0.0)]) == {"a": 0.0}
 
 
 def _tuned_copy(tiny_models, tmp_path, settings: dict) -> str:

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import pickle
-import sqlite3
 import sys
 import warnings
 from pathlib import Path
@@ -55,13 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ValueError, OSError, ServerError) as error:
         print(f"corpusqa {args.command}: error: {stripped(str(error))}", file=sys.stderr)
         return 2
-    except sqlite3.Error as error:  # raised past the store's own checks: named here with the store in use
-        from corpusqa.indexing.store.database import explained
-
-        print(f"corpusqa {args.command}: error: {stripped(str(explained(args.store, error)))}", file=sys.stderr)
-        return 2
     except Exception as error:
-        refused = _refused_weights(error, args)
+        refused = _refused_weights(error, args) or _store_problem(error, args)
         if refused is None:
             raise
         print(f"corpusqa {args.command}: error: {stripped(refused)}", file=sys.stderr)
@@ -273,6 +267,16 @@ def _refused_weights(error: BaseException, args: argparse.Namespace) -> str | No
             "use its safetensors weights")
 
 
+def _store_problem(error: BaseException, args: argparse.Namespace) -> str | None:
+    """The line for an error of the store in use (SQLite's, raised past the store's own checks, or one
+    Haystack wrapped while a pipeline ran), naming the store; None for any other error or command."""
+    if getattr(args, "store", None) is None:
+        return None
+    from corpusqa.pipelines.store_checks import store_problem
+
+    return store_problem(args.store, error)
+
+
 def _default_store() -> str:
     return os.environ.get("CORPUSQA_STORE", ".corpusqa")
 
@@ -404,19 +408,15 @@ def _require_store(store: str) -> None:
 
 def _retriever(args: argparse.Namespace) -> str:
     """The retriever asked for, hybrid when none; a store without embeddings answers with BM25, saying so, and
-    refuses dense and hybrid retrieval asked for by name."""
+    refuses dense and hybrid retrieval asked for by name (``choose_retrievers``, as every face decides)."""
     from corpusqa.indexing.store.location import open_store
+    from corpusqa.pipelines.store_checks import choose_retrievers
 
     with open_store(args.store) as store:
-        embedded = store.has_embeddings()
-    if embedded:
-        return args.retriever or "hybrid"
-    unembedded = f"the store at {args.store} has no embeddings (indexed with --no-embed)"
-    if args.retriever is not None and args.retriever != "bm25":
-        raise UsageError(f"{unembedded}: ask with --retriever bm25, or index again without --no-embed")
-    if args.retriever is None:
-        print(f"corpusqa ask: {unembedded}: answering with BM25", file=sys.stderr)
-    return "bm25"
+        choice = choose_retrievers(store, args.store, [args.retriever] if args.retriever else None)
+    if choice.note is not None:
+        print(f"corpusqa ask: {choice.note}", file=sys.stderr)
+    return choice.retriever
 
 
 def _index_settings(args: argparse.Namespace):
@@ -656,11 +656,25 @@ def _eval_open(args: argparse.Namespace) -> int:
     passages = _corpus_store(args, [questions] + [load_squad(path) for path in args.corpus])
     examples = questions.examples[: args.limit] if args.limit else questions.examples
     results = {"passages": passages, "questions": len(examples)}
-    retrievers = args.retriever or ["bm25", "dense", "hybrid"]
+    retrievers = _evaluated_retrievers(args)
     reader = {"model": args.model} if args.model else None
     results.update(evaluate_open(examples, retrievers, args.store, args.passages, reader, progress=_progress(args)))
     print(json.dumps(results, indent=None if args.json else 2))
     return 0
+
+
+def _evaluated_retrievers(args: argparse.Namespace) -> list[str]:
+    """The retrievers asked for, all three when none; on a store without embeddings only BM25, saying so, and
+    dense and hybrid asked for by name refused (``choose_retrievers``, as every face decides)."""
+    from corpusqa.indexing.store.location import open_store
+    from corpusqa.pipelines.query import RETRIEVERS
+    from corpusqa.pipelines.store_checks import choose_retrievers
+
+    with open_store(args.store) as store:
+        choice = choose_retrievers(store, args.store, args.retriever, default=RETRIEVERS)
+    if choice.reason is not None:
+        print(f"corpusqa eval open: {choice.reason}: evaluating bm25 only", file=sys.stderr)
+    return list(choice.retrievers)
 
 
 def _quiet_libraries() -> None:

@@ -183,6 +183,26 @@ def test_a_store_without_embeddings_answers_with_bm25_and_says_so_and_refuses_de
         assert_one_line_error("ask", err, "has no embeddings", "--retriever bm25")
 
 
+def test_eval_open_on_a_store_without_embeddings_evaluates_bm25_only_and_says_so(tiny_models, tmp_path):
+    from corpusqa.pipelines.open_eval import index_passages, squad_passages
+    from corpusqa.reader.squad_metric import load_squad
+    from shared_data import SAMPLE_DIR
+
+    data, store = SAMPLE_DIR / "dev-v1.1.json", tmp_path / "squad"
+    with EmbeddedDocumentStore(store) as opened:
+        index_passages(opened, squad_passages([load_squad(data)]), embed=False, progress=False)
+    asked = ["eval", "open", "--data", data, "--store", store, "--limit", "2", "--passages", "2",
+             "--model", tiny_models["bert-uncased"], "--json", "--quiet"]  # fmt: skip
+    code, out, err = corpusqa(*asked)
+    assert code == 0, err
+    assert set(json.loads(out)) == {"passages", "questions", "bm25"}
+    assert err == (f"corpusqa eval open: the store at {store} has no embeddings (indexed with --no-embed): "
+                   "evaluating bm25 only\n")  # fmt: skip
+    code, _, err = corpusqa(*asked, "--retriever", "bm25", "--retriever", "dense")
+    assert code == 2
+    assert_one_line_error("eval", err, "has no embeddings", "dense retrieval", "--retriever bm25")
+
+
 # -- what is printed --------------------------------------------------------------------------------------
 
 

@@ -26,7 +26,10 @@ from corpusqa.reader.options import ReadOptions  # noqa: E402
 from corpusqa.server.settings import DEFAULT_PORT as SERVE_PORT  # noqa: E402
 from corpusqa.ui.launch import DEFAULT_MAX_MB, DEFAULT_PORT, LOCALHOST  # noqa: E402
 
-_STORE_HELP = "store folder, or es://HOST:PORT/INDEX (default: $CORPUSQA_STORE or ./.corpusqa)"
+_STORE_HELP = "store folder, or es://HOST:PORT/INDEX (ess:// for TLS) (default: $CORPUSQA_STORE or ./.corpusqa)"
+#: Where the search page and the server keep uploads and feedback for a store without a folder (Elasticsearch).
+_DATA_DIR = ".corpusqa-data"
+_DATA_HELP = f"folder for uploads and feedback (default: the store folder; ./{_DATA_DIR} for an Elasticsearch store)"
 _READER_TITLE = "reader options"
 #: TrainConfig fields offered as flags, with their types; the defaults stay in TrainConfig.
 _TRAIN_FIELDS = {
@@ -103,7 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     stats.set_defaults(handler=_stats)
 
     ui = commands.add_parser("ui", help="serve the search page for people (Streamlit), on this machine unless --host")
-    ui.add_argument("--store", default=_default_store(), help="store folder (default: $CORPUSQA_STORE or ./.corpusqa)")
+    ui.add_argument("--store", default=_default_store(), help=_STORE_HELP)
+    ui.add_argument("--data-dir", type=Path, help=_DATA_HELP)
     ui.add_argument("--host", default=LOCALHOST, help=f"address to serve on (default: {LOCALHOST}; 0.0.0.0 exposes it)")
     ui.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")
     ui.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_MB, help="largest file people may upload")
@@ -112,7 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     ui.set_defaults(handler=_ui)
 
     serve = commands.add_parser("serve", help="serve the HTTP API for programs (FastAPI), on this machine unless --host")
-    serve.add_argument("--store", default=_default_store(), help="store folder (default: $CORPUSQA_STORE or ./.corpusqa)")
+    serve.add_argument("--store", default=_default_store(), help=_STORE_HELP)
+    serve.add_argument("--data-dir", type=Path, help=_DATA_HELP)
     serve.add_argument("--host", default=LOCALHOST, help=f"address to serve on (default: {LOCALHOST}; 0.0.0.0 exposes it)")
     serve.add_argument("--port", type=int, default=SERVE_PORT, help=f"default: {SERVE_PORT}")
     serve.add_argument("--retriever", choices=("bm25", "dense", "hybrid"), default="hybrid", help="for questions that name none (default: hybrid)")
@@ -234,7 +239,7 @@ def _limit_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _store_command(commands: argparse._SubParsersAction) -> None:
-    store = commands.add_parser("store", help="check a store folder, or repair its indexes")
+    store = commands.add_parser("store", help="check a store, repair its indexes, or copy it to another store")
     actions = store.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = actions.add_parser(
         "check", help="integrity check of the database, passage counts, index folders against their manifests"
@@ -243,8 +248,15 @@ def _store_command(commands: argparse._SubParsersAction) -> None:
         "repair", help="rebuild both indexes from the database (an empty store where index folders lost theirs)"
     )
     for parser, handler in ((check, _store_check), (repair, _store_repair)):
-        parser.add_argument("--store", default=_default_store(), help="store folder (default: ./.corpusqa)")
+        parser.add_argument("--store", default=_default_store(), help=_STORE_HELP)
         parser.set_defaults(handler=handler)
+    copy = actions.add_parser(
+        "copy", help="copy passages, vectors and file records to another store (resumable; nothing re-embedded)"
+    )
+    copy.add_argument("source", metavar="SRC", help="store to copy from: a folder or es://HOST:PORT/INDEX")
+    copy.add_argument("target", metavar="DST", help="store to copy into (created if missing)")
+    _quiet_flag(copy)
+    copy.set_defaults(handler=_store_copy, store=None)
 
 
 def _prints_json(args: argparse.Namespace) -> bool:
@@ -434,30 +446,56 @@ def _index_settings(args: argparse.Namespace):
 
 
 def _store_check(args: argparse.Namespace) -> int:
+    from corpusqa.indexing.store.location import is_folder, open_store
     from corpusqa.indexing.store.maintenance import check_store
 
-    findings = check_store(_store_folder(args.store))
+    if is_folder(args.store):
+        findings = check_store(Path(args.store))  # reads the folder without opening it: it may be damaged
+        repairable = [f for f in findings if f.subject not in ("database", "files")]
+        repair = "rebuilds the indexes from the database"
+    else:
+        with open_store(args.store) as store:
+            findings = store.check()
+        repairable = [f for f in findings if f.subject == "files"]
+        repair = "removes the files whose passages are not all stored, for the next index run to read again"
     for finding in findings:
         print(f"{'ok' if finding.ok else 'PROBLEM':>7}  {finding.subject}: {finding.text}")
-    if any(not finding.ok and finding.subject not in ("database", "files") for finding in findings):
-        print(f"`corpusqa store repair --store {args.store}` rebuilds the indexes from the database")
+    if any(not finding.ok for finding in repairable):
+        print(f"`corpusqa store repair --store {args.store}` {repair}")
     return 0 if all(finding.ok for finding in findings) else 1
 
 
 def _store_repair(args: argparse.Namespace) -> int:
+    from corpusqa.indexing.store.location import is_folder, open_store
     from corpusqa.indexing.store.maintenance import repair_store
 
-    for done in repair_store(_store_folder(args.store)):
-        print(done)
+    if is_folder(args.store):
+        done = repair_store(Path(args.store))
+    else:
+        with open_store(args.store) as store:
+            done = store.repair()
+    print("\n".join(done))
     return 0
 
 
-def _store_folder(location: str) -> Path:
+def _store_copy(args: argparse.Namespace) -> int:
+    from corpusqa.indexing.store.copy import copy_store
+    from corpusqa.indexing.store.location import open_store, store_config
+
+    if store_config(args.source) == store_config(args.target):
+        raise UsageError(f"{args.source} and {args.target} are the same store")
+    _require_store(args.source)
+    with open_store(args.source) as source, open_store(args.target) as target:
+        report = copy_store(source, target, progress=_progress(args))
+    print(report.summary())
+    return 0
+
+
+def _data_dir(args: argparse.Namespace) -> Path | None:
+    """``--data-dir``, else None (the store folder), or ``./.corpusqa-data`` for a store without a folder."""
     from corpusqa.indexing.store.location import is_folder
 
-    if not is_folder(location):
-        raise UsageError(f"store {location}: check and repair work on a store folder")
-    return Path(location)
+    return args.data_dir or (None if is_folder(args.store) else Path(_DATA_DIR))
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -478,33 +516,32 @@ def _ui(args: argparse.Namespace) -> int:
     from corpusqa.indexing.store.location import is_folder
     from corpusqa.ui.launch import UISettings, serve
 
-    if not is_folder(args.store):
-        raise UsageError("the search page needs a store folder: it keeps uploads and feedback in it")
     if args.max_upload_mb < 1:
         raise UsageError("--max-upload-mb must be at least 1")
     if args.export_feedback is not None:
         from corpusqa.ui.feedback import FeedbackStore
 
         _require_store(args.store)
-        written = FeedbackStore.beside(args.store).export(args.export_feedback)
+        written = FeedbackStore.beside(_data_dir(args) or args.store).export(args.export_feedback)
         print(f"wrote {written} training examples to {args.export_feedback}")
         return 0
-    return serve(UISettings(Path(args.store), args.max_upload_mb, given(args, ReadOptions)), args.host, args.port)
+    store = Path(args.store) if is_folder(args.store) else args.store
+    settings = UISettings(store, args.max_upload_mb, given(args, ReadOptions), _data_dir(args))
+    return serve(settings, args.host, args.port)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from corpusqa.indexing.store.location import is_folder
     from corpusqa.server.settings import ServerSettings, read_token
 
-    if not is_folder(args.store):
-        raise UsageError("the server needs a store folder: it keeps uploads in it")
     if args.max_upload_mb < 1:
         raise UsageError("--max-upload-mb must be at least 1")
     for root in args.index_root:
         if not root.is_dir():
             raise UsageError(f"--index-root {root}: no such folder")
     settings = ServerSettings(
-        store=Path(args.store),
+        store=Path(args.store) if is_folder(args.store) else args.store,
+        data_dir=_data_dir(args),
         retriever=args.retriever,
         reader=given(args, ReadOptions),
         reranker=args.reranker,

@@ -122,7 +122,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def index(request: Request) -> Any:
         """Index paths on the server (JSON ``{"paths": [...], "prune": false}``; each under a folder the store
         indexed before or an ``--index-root``), or files uploaded as multipart form data (field ``files``),
-        kept in the store's uploads folder. One index run at a time: 409 while another runs."""
+        kept in the uploads folder (in the store folder, or --data-dir). One index run at a time: 409 while another runs."""
         try:
             if request.headers.get("content-type", "").startswith("multipart/form-data"):
                 form = await request.form(max_files=MAX_UPLOAD_FILES, max_fields=MAX_UPLOAD_FILES)

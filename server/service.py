@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from corpusqa.indexing.indexer import IndexSettings, index_paths
-from corpusqa.indexing.store import EmbeddedDocumentStore
+from corpusqa.indexing.store.contract import StoreStats
+from corpusqa.indexing.store.location import open_store
 from corpusqa.pipelines.answers import result_json
 from corpusqa.pipelines.query import QueryPipeline, ask, file_type_filter, load_query_pipeline
 from corpusqa.server.settings import ServerSettings
@@ -38,7 +39,7 @@ class Service:
 
     def __init__(self, settings: ServerSettings):
         self.settings = settings
-        self.store = EmbeddedDocumentStore(settings.store)
+        self.store = open_store(settings.store)
         self._pipelines: dict[str, QueryPipeline] = {}
         self._loading = threading.Lock()
         self._reading = threading.Lock()
@@ -94,7 +95,7 @@ class Service:
             for name, data in files:
                 outcome = index_upload(
                     self.store, name, data, max_bytes=self.settings.max_upload_mb * MB,
-                    embedder=self._indexer(), embed=self._embeds(),
+                    embedder=self._indexer(), embed=self._embeds(), folder=self.settings.folder,
                 )  # fmt: skip
                 outcomes.append(
                     {
@@ -107,7 +108,7 @@ class Service:
                 )
         return outcomes
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> StoreStats:
         return self.store.stats()
 
     def allowed_roots(self) -> list[Path]:

@@ -16,7 +16,8 @@ TOKEN_VARIABLE = "CORPUSQA_TOKEN"
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """``store``: the store folder. ``retriever``: for questions that name none. ``reader``: overrides of the
+    """``store``: the store folder or URL. ``data_dir``: the folder uploads are kept in (None: the store
+    folder). ``retriever``: for questions that name none. ``reader``: overrides of the
     pipelines' reader, its init parameters (``model``, ``device``...) or fields of its ``ReadOptions``.
     ``reranker``: a cross-encoder re-ranking retrieved passages. ``max_upload_mb``: the most one upload
     request may carry (the UI's per-file limit). ``index_roots``: folders under which the server indexes
@@ -24,13 +25,19 @@ class ServerSettings:
     route but /health and the docs asks for (None: no token); never shown.
     """
 
-    store: Path
+    store: Path | str
     retriever: str = "hybrid"
     reader: Mapping[str, Any] = field(default_factory=dict)
     reranker: str | None = None
     max_upload_mb: int = DEFAULT_MAX_MB
     index_roots: tuple[Path, ...] = ()
     token: str | None = field(default=None, repr=False)
+    data_dir: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        """Where uploads are kept."""
+        return self.data_dir if self.data_dir is not None else Path(self.store)
 
 
 def read_token(token_file: Path | None, environ: Mapping[str, str]) -> str | None:

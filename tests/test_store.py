@@ -1,5 +1,6 @@
-"""Specifications of the embedded document store: Haystack's document-store suite, retrieval, per-file
-bookkeeping, persistence, and crash safety (a writer killed with SIGKILL at random moments)."""
+"""Specifications of the embedded document store beyond the store contract (test_store_contract.py runs
+that on every store): atomic writes, its indexes and their folders, persistence, checking and repairing,
+and crash safety (a writer killed with SIGKILL at random moments)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import corpusqa.indexing.store.embedded as store_module
 import numpy as np
 import pytest
-from corpusqa.indexing.store import EmbeddedDocumentStore, FileRecord, StoreError
+from corpusqa.indexing.store import EmbeddedDocumentStore, StoreError
 from corpusqa.indexing.store import dense as dense_module
 from corpusqa.indexing.store import folders as store_folders
 from corpusqa.indexing.store import keyword as keyword_module
@@ -24,36 +24,9 @@ from corpusqa.indexing.store.maintenance import check_store, repair_store
 from haystack import Document, Pipeline
 from haystack.components.writers import DocumentWriter
 from haystack.core.serialization import import_class_by_name
-from haystack.dataclasses import ByteStream
 from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
-from haystack.errors import FilterError
-from haystack.testing.document_store import (
-    CountDocumentsTest,
-    DeleteDocumentsTest,
-    FilterDocumentsTest,
-    WriteDocumentsTest,
-)
-
-DIM = 8
-
-
-def unit(i: int, dim: int = DIM) -> list[float]:
-    return np.eye(dim, dtype=np.float32)[i].tolist()
-
-
-def passage(path: str, text: str, vector: int | None = None, **meta) -> Document:
-    file_type = path.rsplit(".", 1)[-1]
-    return Document(content=text, meta={"file_path": path, "file_type": file_type, **meta},
-                    embedding=None if vector is None else unit(vector))
-
-
-def record(path: str, content_hash: str = "h") -> FileRecord:
-    return FileRecord(path=path, content_hash=content_hash, size=10, mtime=1.0)
-
-
-def contents(documents: list[Document]) -> list[str]:
-    return [d.content for d in documents]
+from store_samples import contents, fill_corpus, passage, record, unit
 
 
 @pytest.fixture
@@ -64,40 +37,8 @@ def store(tmp_path):
 
 @pytest.fixture
 def corpus(store):
-    """Three files: a.txt (two passages), b.pdf, c.md; every passage on its own unit vector."""
-    store.replace_files([
-        (record("docs/a.txt"), [passage("docs/a.txt", "The Eiffel Tower stands in Paris.", 0),
-                                passage("docs/a.txt", "Paris is the capital of France.", 1)]),
-        (record("docs/b.pdf"), [passage("docs/b.pdf", "The Berlin television tower is tall.", 2, page_number=3)]),
-        (record("notes/c.md"), [passage("notes/c.md", "Rome has many old churches.", 3)]),
-    ])
+    fill_corpus(store)
     return store
-
-
-class TestHaystackDocumentStoreSuite(CountDocumentsTest, DeleteDocumentsTest, FilterDocumentsTest, WriteDocumentsTest):
-    """Haystack's own specification of a DocumentStore, run unchanged."""
-
-    @pytest.fixture
-    def document_store(self, store):
-        return store
-
-    @staticmethod
-    def assert_documents_are_equal(received, expected):
-        """Embeddings are stored as float32, so they come back rounded to float32."""
-
-        def as_stored(document):
-            embedding = document.embedding and np.asarray(document.embedding, dtype=np.float32).tolist()
-            return replace(document, embedding=embedding)
-
-        assert [as_stored(d) for d in received] == [as_stored(d) for d in expected]
-
-    def test_write_documents(self, document_store):
-        """The default policy is FAIL."""
-        doc = Document(content="test doc")
-        assert document_store.write_documents([doc]) == 1
-        with pytest.raises(DuplicateDocumentError):
-            document_store.write_documents([doc])
-        self.assert_documents_are_equal(document_store.filter_documents(), [doc])
 
 
 # -- writing -------------------------------------------------------------------------------------------
@@ -124,75 +65,13 @@ def test_repeated_ids_in_one_batch_follow_the_policy(store):
     assert contents(store.filter_documents()) == ["second"]
 
 
-def test_overwritten_documents_are_reindexed(store):
-    store.write_documents([Document(id="x", content="apples", embedding=unit(0))])
-    store.write_documents([Document(id="x", content="pears", embedding=unit(1))], policy=DuplicatePolicy.OVERWRITE)
-    assert store.bm25("apples", top_k=5) == []
-    assert contents(store.bm25("pears", top_k=5)) == ["pears"]
-    assert [(d.content, round(d.score, 4)) for d in store.dense(unit(1), top_k=1)] == [("pears", 1.0)]
+# -- stats ---------------------------------------------------------------------------------------------
 
 
-def test_the_embedding_dimension_is_kept_across_opening(tmp_path):
-    with EmbeddedDocumentStore(tmp_path / "s") as store:
-        store.write_documents([Document(content="a", embedding=unit(0))])
-    with pytest.raises(ValueError, match="8-d"):
-        EmbeddedDocumentStore(tmp_path / "s", embedding_dim=384)
-    with EmbeddedDocumentStore(tmp_path / "s") as store, pytest.raises(ValueError, match="embedding"):
-        store.write_documents([Document(content="b", embedding=[1.0] * 384)])
-
-
-def test_documents_with_blobs_are_refused(store):
-    with pytest.raises(ValueError, match="blob"):
-        store.write_documents([Document(blob=ByteStream(b"raw"))])
-
-
-# -- files ---------------------------------------------------------------------------------------------
-
-
-def test_replace_files_replaces_a_files_passages_and_leaves_other_files_alone(corpus):
-    corpus.replace_files([(record("docs/a.txt", "h2"), [passage("docs/a.txt", "Lyon is in France.", 4)])])
-    assert contents(corpus.filter_documents({"field": "meta.file_path", "operator": "==", "value": "docs/a.txt"})) == [
-        "Lyon is in France."]
-    assert corpus.count_documents() == 3
-    assert contents(corpus.bm25("Paris", top_k=5)) == []
-    assert contents(corpus.bm25("France", top_k=5)) == ["Lyon is in France."]
-    assert contents(corpus.dense(unit(3), top_k=1)) == ["Rome has many old churches."]
-    assert corpus.dense(unit(0), top_k=1)[0].score < 0.5  # the Eiffel Tower passage and its vector are gone
-
-
-def test_file_records_hold_passage_counts_and_index_time(corpus):
-    before = time.time()
-    corpus.replace_files([(record("docs/b.pdf", "h2"), [passage("docs/b.pdf", "one"), passage("docs/b.pdf", "two")])])
-    b = corpus.file_record("docs/b.pdf")
-    assert (b.path, b.content_hash, b.size, b.mtime, b.passages) == ("docs/b.pdf", "h2", 10, 1.0, 2)
-    assert before <= b.indexed_at <= time.time()
-    assert [r.path for r in corpus.files()] == ["docs/a.txt", "docs/b.pdf", "notes/c.md"]
-    assert corpus.file_record("docs/missing.txt") is None
-
-
-def test_replace_files_refuses_passages_of_another_file(corpus):
-    with pytest.raises(ValueError, match="file_path"):
-        corpus.replace_files([(record("docs/a.txt"), [passage("docs/b.pdf", "misfiled")])])
-    assert corpus.count_documents() == 4
-
-
-def test_remove_files_drops_passages_and_records(corpus):
-    assert corpus.remove_files(["docs/a.txt", "notes/c.md", "never/indexed.txt"]) == 3
-    assert [r.path for r in corpus.files()] == ["docs/b.pdf"]
-    assert contents(corpus.filter_documents()) == ["The Berlin television tower is tall."]
-    assert corpus.bm25("Paris", top_k=5) == []
-    assert contents(corpus.dense(unit(3), top_k=5)) == ["The Berlin television tower is tall."]
-
-
-def test_stats(corpus):
+def test_stats_name_the_embedded_indexes_and_their_folders_on_disk(corpus):
+    """The contract's counts are in the contract suite; these are the embedded store's own."""
     stats = corpus.stats()
-    assert {k: stats[k] for k in ("passages", "documents", "files", "file_types", "embedding_dim",
-                                  "bm25_passages", "dense_passages", "dense_index")} == {
-        "passages": 4, "documents": 4, "files": 3,
-        "file_types": {"md": {"files": 1, "passages": 1}, "pdf": {"files": 1, "passages": 1},
-                       "txt": {"files": 1, "passages": 2}},
-        "embedding_dim": DIM, "bm25_passages": 4, "dense_passages": 4, "dense_index": "flat"}
-    assert stats["last_indexed_at"] == max(r.indexed_at for r in corpus.files())
+    assert (stats["dense_index"], stats["bm25_passages"], stats["dense_passages"]) == ("flat", 4, 4)
     assert all(stats["disk_bytes"][part] > 0 for part in ("sqlite", "bm25", "dense"))
 
 
@@ -210,90 +89,9 @@ def test_stats_and_files_are_read_once_per_generation(corpus, monkeypatch):
 # -- retrieval -----------------------------------------------------------------------------------------
 
 
-def test_bm25_ranks_passages_sharing_words_with_the_query(corpus):
-    found = corpus.bm25("Which tower is in Paris?", top_k=5)
-    assert contents(found)[0] == "The Eiffel Tower stands in Paris."
-    assert set(contents(found)) == {"The Eiffel Tower stands in Paris.", "Paris is the capital of France.",
-                                    "The Berlin television tower is tall."}
-    assert [d.score for d in found] == sorted((d.score for d in found), reverse=True)
-    assert found[0].meta["file_path"] == "docs/a.txt"
-    assert len(corpus.bm25("tower Paris", top_k=1)) == 1
-
-
-def test_bm25_without_a_match_or_documents_is_empty(store):
-    assert store.bm25("anything", top_k=5) == []
-    store.write_documents([Document(content="the and of"), Document(content="cats")])
-    assert store.bm25("dogs", top_k=5) == []
-    assert store.bm25("the", top_k=5) == []
-
-
-def test_filtered_bm25_returns_top_k_when_enough_passages_match(store):
-    strong = [passage(f"t{i}.txt", "tower tower tower") for i in range(30)]
-    weak = [passage(f"p{i}.pdf", f"a tower among many other words number {i}") for i in range(5)]
-    store.write_documents(strong + weak)
-    found = store.bm25("tower", top_k=3, filters={"field": "meta.file_type", "operator": "==", "value": "pdf"})
-    assert len(found) == 3 and all(d.meta["file_type"] == "pdf" for d in found)
-
-
-def test_dense_ranks_by_cosine_similarity(corpus):
-    found = corpus.dense(np.array([0.9, 0.1, 0, 0, 0, 0, 0, 0]) * 5, top_k=2)  # unnormalised query
-    assert contents(found) == ["The Eiffel Tower stands in Paris.", "Paris is the capital of France."]
-    assert [d.score for d in found] == pytest.approx([0.9 / np.hypot(0.9, 0.1), 0.1 / np.hypot(0.9, 0.1)])
-    assert found[0].embedding == unit(0)
-
-
-def test_filtered_dense_searches_only_matching_passages(corpus):
-    pdf = {"field": "meta.file_type", "operator": "==", "value": "pdf"}
-    assert contents(corpus.dense(unit(0), top_k=3, filters=pdf)) == ["The Berlin television tower is tall."]
-    md_or_page = {"operator": "OR", "conditions": [{"field": "meta.file_type", "operator": "==", "value": "md"},
-                                                   {"field": "meta.page_number", "operator": ">=", "value": 3}]}
-    assert set(contents(corpus.dense(unit(0), top_k=5, filters=md_or_page))) == {
-        "The Berlin television tower is tall.", "Rome has many old churches."}
-
-
-def test_dense_without_embeddings_says_to_reindex(store):
-    store.write_documents([Document(content="bm25 only")])
-    with pytest.raises(ValueError, match="no embeddings.*re-index"):
-        store.dense(unit(0), top_k=1)
-
-
-def test_dense_refuses_a_query_of_another_dimension(corpus):
-    with pytest.raises(ValueError, match="dimensions"):
-        corpus.dense([1.0, 0.0], top_k=1)
-
-
-def test_documents_without_embeddings_are_left_out_of_dense_results(corpus):
-    corpus.write_documents([passage("e.txt", "no vector here")])
-    assert "no vector here" not in contents(corpus.dense(unit(5), top_k=10))
-    assert contents(corpus.bm25("vector", top_k=10)) == ["no vector here"]
-
-
-def test_prefix_filter_restricts_to_a_folder(corpus):
-    docs = {"field": "meta.file_path", "operator": "prefix", "value": "docs/"}
-    assert {d.meta["file_path"] for d in corpus.filter_documents(docs)} == {"docs/a.txt", "docs/b.pdf"}
-    assert set(contents(corpus.bm25("Rome tower", top_k=5, filters=docs))) == {
-        "The Eiffel Tower stands in Paris.", "The Berlin television tower is tall."}
-    assert "Rome has many old churches." not in contents(corpus.dense(unit(3), top_k=5, filters=docs))
-
-
 def test_filters_on_content_work(corpus):
     found = corpus.filter_documents({"field": "content", "operator": "==", "value": "Rome has many old churches."})
     assert contents(found) == ["Rome has many old churches."]
-
-
-def test_malformed_filters_fail_even_on_an_empty_store(store):
-    with pytest.raises(FilterError):
-        store.bm25("x", top_k=1, filters={"field": "meta.a", "operator": "like", "value": 1})
-    with pytest.raises(FilterError):
-        store.filter_documents({"operator": "AND"})
-
-
-def test_filter_results_follow_changes(corpus):
-    pdf = {"field": "meta.file_type", "operator": "==", "value": "pdf"}
-    assert len(corpus.filter_documents(pdf)) == 1
-    corpus.replace_files([(record("docs/d.pdf"), [passage("docs/d.pdf", "Another tower.", 5)])])
-    assert len(corpus.filter_documents(pdf)) == 2
-    assert len(corpus.bm25("tower", top_k=5, filters=pdf)) == 2
 
 
 # -- the approximate index -------------------------------------------------------------------------------

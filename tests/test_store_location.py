@@ -1,5 +1,8 @@
-"""`--store` values: a folder is the embedded store; `es://HOST[:PORT]/INDEX` names the Elasticsearch store,
-recognised but not available yet; anything else that looks like a URL is refused, in one line."""
+"""`--store` values: a folder is the embedded store; `es://HOST[:PORT]/INDEX` (ess:// for TLS) is the
+Elasticsearch store (its URLs are specified in test_store_elasticsearch.py); anything else that looks like a
+URL is refused, in one line."""
+
+from pathlib import Path
 
 import pytest
 
@@ -7,6 +10,7 @@ from corpusqa.indexing.store import EmbeddedDocumentStore
 from corpusqa.indexing.store.location import open_store, store_config
 from corpusqa.pipelines.cli import main
 from corpusqa.pipelines.query import load_query_pipeline
+from corpusqa.ui.launch import UISettings
 
 
 def test_a_folder_is_the_embedded_store_for_the_cli_and_the_query_pipelines(tmp_path):
@@ -14,26 +18,12 @@ def test_a_folder_is_the_embedded_store_for_the_cli_and_the_query_pipelines(tmp_
     with open_store(folder) as store:
         assert isinstance(store, EmbeddedDocumentStore) and store.path == folder
     assert store_config(folder) == {
-        "type": "corpusqa.indexing.store.EmbeddedDocumentStore",
+        "type": "corpusqa.indexing.store.embedded.EmbeddedDocumentStore",
         "init_parameters": {"path": str(folder)},
     }
     pipeline = load_query_pipeline("hybrid", folder)
     stores = [c.document_store for _, c in pipeline.retrieval.walk() if hasattr(c, "document_store")]
     assert len(stores) == 2 and all(s.path == folder for s in stores)
-
-
-@pytest.mark.parametrize(
-    ("location", "parsed"),
-    [
-        ("es://localhost:9200/docs", "index 'docs' at localhost:9200"),
-        ("es://search.lan/passages", "index 'passages' at search.lan:9200"),
-    ],
-)
-def test_an_elasticsearch_url_is_parsed_and_said_to_be_not_available_yet(location, parsed):
-    for face in (open_store, store_config, lambda where: load_query_pipeline("bm25", where)):
-        with pytest.raises(ValueError, match="the Elasticsearch store .* is not available yet") as raised:
-            face(location)
-        assert location in str(raised.value) and parsed in str(raised.value)
 
 
 @pytest.mark.parametrize("location", ["es://", "es://host", "es:///docs", "es://host:port/docs", "es://host/a/b"])
@@ -50,19 +40,21 @@ def test_an_unknown_scheme_is_refused_not_taken_for_a_folder(tmp_path, monkeypat
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("command", [["index", "."], ["ask", "Who?"], ["stats"]])
-def test_every_store_command_reports_an_unusable_store_in_one_line_and_creates_nothing(
-    tmp_path, monkeypatch, capsys, command
+@pytest.mark.parametrize(("command", "launcher"), [("ui", "corpusqa.ui.launch.serve"), ("serve", "corpusqa.server.app.serve")])
+def test_the_search_page_and_the_server_keep_uploads_beside_an_elasticsearch_store_in_a_data_folder(
+    tmp_path, monkeypatch, command, launcher
 ):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "note.txt").write_text("A file to index.", encoding="utf-8")
-    code = main([*command, "--store", "es://localhost:9200/docs"])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1
-    assert err.startswith(f"corpusqa {command[0]}: error: store es://localhost:9200/docs: the Elasticsearch store")
-    assert [path.name for path in tmp_path.iterdir()] == ["note.txt"]
-
-
-def test_the_search_page_refuses_a_store_url_in_one_line(capsys):
-    assert main(["ui", "--store", "es://localhost:9200/docs"]) == 2
-    assert capsys.readouterr().err == "corpusqa ui: error: the search page needs a store folder: it keeps uploads and feedback in it\n"
+    started = []
+    monkeypatch.setattr(launcher, lambda settings, host, port: started.append(settings) or 0)
+    monkeypatch.delenv("CORPUSQA_TOKEN", raising=False)
+    assert main([command, "--store", "es://localhost:9200/docs"]) == 0
+    assert main([command, "--store", "es://localhost:9200/docs", "--data-dir", str(tmp_path / "data")]) == 0
+    assert main([command, "--store", str(tmp_path / "store")]) == 0
+    assert [(s.store, s.folder) for s in started] == [
+        ("es://localhost:9200/docs", Path(".corpusqa-data")),
+        ("es://localhost:9200/docs", tmp_path / "data"),
+        (tmp_path / "store", tmp_path / "store"),
+    ]
+    if command == "ui":  # the page reads its settings from the environment the launcher gives it
+        again = UISettings.from_environment(started[1].environment())
+        assert (again.store, again.folder) == ("es://localhost:9200/docs", (tmp_path / "data").resolve())

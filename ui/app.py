@@ -19,7 +19,8 @@ from haystack import Document  # noqa: E402
 from haystack.dataclasses import ExtractedAnswer  # noqa: E402
 
 from corpusqa.indexing.indexer import IndexSettings  # noqa: E402
-from corpusqa.indexing.store import EmbeddedDocumentStore  # noqa: E402
+from corpusqa.indexing.store.contract import CorpusStore, StoreStats  # noqa: E402
+from corpusqa.indexing.store.location import open_store as open_location  # noqa: E402
 from corpusqa.pipelines.query import RETRIEVERS, QueryPipeline, Result, ask, load_query_pipeline  # noqa: E402
 from corpusqa.reader.options import ReadOptions  # noqa: E402
 from corpusqa.ui import render  # noqa: E402
@@ -36,13 +37,13 @@ CLOSEST_PASSAGES = 3
 
 
 @st.cache_resource(show_spinner="Opening the store…")
-def open_store(folder: str) -> EmbeddedDocumentStore:
-    return EmbeddedDocumentStore(folder)
+def open_store(location: str) -> CorpusStore:
+    return open_location(location)
 
 
 @st.cache_resource(show_spinner="Loading the retriever and the reader (once)…")
-def open_pipeline(retriever: str, folder: str) -> QueryPipeline:
-    pipeline = load_query_pipeline(retriever, folder)
+def open_pipeline(retriever: str, location: str) -> QueryPipeline:
+    pipeline = load_query_pipeline(retriever, location)
     pipeline.retrieval.warm_up()
     pipeline.reader.warm_up()
     return pipeline
@@ -61,7 +62,7 @@ def open_feedback(folder: str) -> FeedbackStore:
 
 
 @st.cache_resource
-def indexing_lock(folder: str) -> threading.Lock:
+def indexing_lock(location: str) -> threading.Lock:
     """One upload indexed at a time per store, whichever session sent it: indexing is one writer's work."""
     return threading.Lock()
 
@@ -84,23 +85,23 @@ def main() -> None:
     st.set_page_config(page_title=PAGE_TITLE, page_icon="🔎", layout="centered")
     st.title(PAGE_TITLE)
     settings = UISettings.from_environment()
-    folder = str(settings.store)
-    store = open_store(folder)
+    location = str(settings.store)
+    store = open_store(location)
     stats = store.stats()
-    st.caption(f"Answers found in the {stats['files']:,} files indexed in `{folder}`")
+    st.caption(f"Answers found in the {stats['files']:,} files indexed in `{location}`")
     files = store.files()
     with st.sidebar:
-        search = sidebar(settings, folder, stats, files) if stats["passages"] else None
+        search = sidebar(settings, location, stats, files) if stats["passages"] else None
     search_tab, corpus_tab, feedback_tab = st.tabs(["Search", "Corpus", "Feedback"])
     with search_tab:
-        search_page(folder, store, search)
+        search_page(settings, store, search)
     with corpus_tab:
         corpus_page(settings, store, stats, files)
     with feedback_tab:
-        feedback_page(open_feedback(folder))
+        feedback_page(open_feedback(str(settings.folder)))
 
 
-def sidebar(settings: UISettings, folder: str, stats: dict[str, Any], files: list) -> Search:
+def sidebar(settings: UISettings, location: str, stats: StoreStats, files: list) -> Search:
     st.header("Search settings")
     offered = list(RETRIEVERS) if stats["embedding_dim"] is not None else ["bm25"]
     retriever = st.radio(
@@ -108,7 +109,7 @@ def sidebar(settings: UISettings, folder: str, stats: dict[str, Any], files: lis
         help="bm25 matches words, dense matches meaning, hybrid fuses both. Dense and hybrid need a store "
         "indexed with embeddings.",
     )  # fmt: skip
-    defaults = search_defaults(open_pipeline(retriever, folder), settings.options)
+    defaults = search_defaults(open_pipeline(retriever, location), settings.options)
     passages = st.slider(
         "Passages to read", 1, max(50, defaults.passages), defaults.passages, key=f"passages-{retriever}",
         help="How many of the best retrieved passages the reader reads: more finds more, and reads longer.",
@@ -127,11 +128,12 @@ def sidebar(settings: UISettings, folder: str, stats: dict[str, Any], files: lis
     return Search(retriever, passages, tuple(file_types), folders.get(chosen), options)
 
 
-def search_page(folder: str, store: EmbeddedDocumentStore, search: Search | None) -> None:
+def search_page(settings: UISettings, store: CorpusStore, search: Search | None) -> None:
+    location = str(settings.store)
     if search is None:
         st.info(
-            f"The store at `{folder}` holds no documents yet. Add some in the **Corpus** tab, or index folders "
-            f"with `corpusqa index PATH --store {folder}`."
+            f"The store at `{location}` holds no documents yet. Add some in the **Corpus** tab, or index folders "
+            f"with `corpusqa index PATH --store {location}`."
         )
         return
     question = st.text_input(
@@ -144,16 +146,16 @@ def search_page(folder: str, store: EmbeddedDocumentStore, search: Search | None
     if kept is None or kept[0] != key:
         with st.spinner("Searching…"):
             try:
-                pipeline = open_pipeline(search.retriever, folder)
+                pipeline = open_pipeline(search.retriever, location)
                 result = ask(pipeline, question, search.passages, search.filters(), search.options)
             except ValueError as error:
                 st.error(str(error))
                 return
         st.session_state["result"] = kept = (key, result)
-    show_result(kept[1], store, open_feedback(folder), filtered=search.filters() is not None)
+    show_result(kept[1], store, open_feedback(str(settings.folder)), filtered=search.filters() is not None)
 
 
-def show_result(result: Result, store: EmbeddedDocumentStore, feedback: FeedbackStore, filtered: bool) -> None:
+def show_result(result: Result, store: CorpusStore, feedback: FeedbackStore, filtered: bool) -> None:
     spans = [answer for answer in result.answers if answer.data is not None]
     no_answer = next((answer for answer in result.answers if answer.data is None), None)
     st.caption(
@@ -183,7 +185,7 @@ def show_result(result: Result, store: EmbeddedDocumentStore, feedback: Feedback
         st.caption(f"No answer in these passages: {render.percent(no_answer.score)}")
 
 
-def show_answer(rank: int, answer: ExtractedAnswer, store: EmbeddedDocumentStore, feedback: FeedbackStore) -> None:
+def show_answer(rank: int, answer: ExtractedAnswer, store: CorpusStore, feedback: FeedbackStore) -> None:
     judged = Judged.from_answer(answer)
     with st.container(border=True):
         st.html(render.answer_header(rank, answer))
@@ -194,7 +196,7 @@ def show_answer(rank: int, answer: ExtractedAnswer, store: EmbeddedDocumentStore
         verdict_controls(judged, feedback)
 
 
-def download_original(store: EmbeddedDocumentStore, document: Document, key: str) -> None:
+def download_original(store: CorpusStore, document: Document, key: str) -> None:
     try:
         path = servable_file(store, document.meta.get("file_path"))
     except NotServable as reason:
@@ -259,7 +261,7 @@ def correction_controls(judged: Judged, feedback: FeedbackStore, stored: Verdict
     )  # fmt: skip
 
 
-def corpus_page(settings: UISettings, store: EmbeddedDocumentStore, stats: dict[str, Any], files: list) -> None:
+def corpus_page(settings: UISettings, store: CorpusStore, stats: StoreStats, files: list) -> None:
     files_metric, passages_metric, last_metric = st.columns([1, 1, 2])
     files_metric.metric("Files", f"{stats['files']:,}")
     passages_metric.metric("Passages", f"{stats['passages']:,}")
@@ -277,7 +279,7 @@ def corpus_page(settings: UISettings, store: EmbeddedDocumentStore, stats: dict[
     upload_box(settings, store, stats)
 
 
-def upload_box(settings: UISettings, store: EmbeddedDocumentStore, stats: dict[str, Any]) -> None:
+def upload_box(settings: UISettings, store: CorpusStore, stats: StoreStats) -> None:
     """New files are indexed as they arrive, once each; the page then reloads to show the new counts."""
     st.subheader("Add documents")
     uploaded = st.file_uploader(
@@ -291,10 +293,10 @@ def upload_box(settings: UISettings, store: EmbeddedDocumentStore, stats: dict[s
         progress = st.progress(0.0)
         for number, file in enumerate(new):
             progress.progress(number / len(new), text=f"Indexing {file.name} ({number + 1} of {len(new)})…")
-            with indexing_lock(str(store.path)):
+            with indexing_lock(str(settings.store)):
                 outcomes[file.file_id] = index_upload(
                     store, file.name, file.getvalue(), max_bytes=settings.max_upload_mb * MB,
-                    embedder=open_embedder() if embed else None, embed=embed,
+                    embedder=open_embedder() if embed else None, embed=embed, folder=settings.folder,
                 )  # fmt: skip
         st.session_state.pop("result", None)  # the corpus changed: ask again
         st.rerun()

@@ -6,14 +6,15 @@ import os
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+
+from corpusqa.indexing.store.contract import CorpusStore
 
 
 class NotServable(Exception):
     """An original file the UI will not hand out, and why."""
 
 
-def servable_file(store: Any, file_path: str | None) -> Path:
+def servable_file(store: CorpusStore, file_path: str | None) -> Path:
     """The original file behind a passage, if it may be downloaded: one the store indexed, that still lies
     (symlinks resolved) under a root given to indexing, and is still a regular file. Anything else raises
     NotServable: a passage's recorded path alone must never let the page read an arbitrary file."""

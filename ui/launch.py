@@ -22,29 +22,44 @@ DEFAULT_PORT = 8501
 #: Per uploaded file: enough for long reports and manuals, small enough that one upload cannot fill a disk.
 DEFAULT_MAX_MB = 50
 _STORE, _MAX_MB, _OPTIONS = "CORPUSQA_STORE", "CORPUSQA_UI_MAX_UPLOAD_MB", "CORPUSQA_UI_READ_OPTIONS"
+_DATA = "CORPUSQA_UI_DATA_DIR"
 
 
 @dataclass(frozen=True)
 class UISettings:
-    """What the page needs from the command line: the store folder, the upload limit, and fields of the
-    reader's ``ReadOptions`` to start from instead of the pipeline's (`corpusqa ui --no-answer-threshold 2`)."""
+    """What the page needs from the command line: ``store``, a store folder or URL (`--store`); the upload
+    limit; fields of the reader's ``ReadOptions`` to start from instead of the pipeline's (`corpusqa ui
+    --no-answer-threshold 2`); and ``data_dir``, the folder for uploads and feedback (None: the store folder)."""
 
-    store: Path
+    store: Path | str
     max_upload_mb: int = DEFAULT_MAX_MB
     options: Mapping[str, Any] = field(default_factory=dict)
+    data_dir: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        """Where uploads and feedback are kept."""
+        return self.data_dir if self.data_dir is not None else Path(self.store)
 
     def environment(self) -> dict[str, str]:
-        found = {_STORE: str(self.store.resolve()), _MAX_MB: str(self.max_upload_mb)}
+        store = self.store.resolve() if isinstance(self.store, Path) else self.store
+        found = {_STORE: str(store), _MAX_MB: str(self.max_upload_mb)}
+        if self.data_dir is not None:
+            found[_DATA] = str(self.data_dir.resolve())
         if self.options:
             found[_OPTIONS] = json.dumps(dict(self.options))
         return found
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> UISettings:
+        from corpusqa.indexing.store.location import is_folder
+
+        store = environ.get(_STORE, ".corpusqa")
         return cls(
-            store=Path(environ.get(_STORE, ".corpusqa")),
+            store=Path(store) if is_folder(store) else store,
             max_upload_mb=int(environ.get(_MAX_MB, DEFAULT_MAX_MB)),
             options=json.loads(environ.get(_OPTIONS, "{}")),
+            data_dir=Path(environ[_DATA]) if environ.get(_DATA) else None,
         )
 
 

@@ -1,4 +1,5 @@
-"""Files analysts upload: checked, saved under ``<store>/uploads/`` with a safe name, and indexed by the same
+"""Files analysts upload: checked, saved under ``<folder>/uploads/`` (the store's folder, or the data folder
+of a server store) with a safe name, and indexed by the same
 ``index_paths`` as `corpusqa index`. A file that fails to convert is deleted again, so nothing of it stays:
 not in the store, not on disk.
 """
@@ -13,6 +14,7 @@ from typing import Any
 
 from corpusqa.indexing.convert import FILE_TYPES
 from corpusqa.indexing.indexer import index_paths
+from corpusqa.indexing.store.contract import CorpusStore, StoreStats
 
 UPLOADS_FOLDER = "uploads"
 MB = 2**20  # as Streamlit counts server.maxUploadSize
@@ -77,15 +79,26 @@ def save_upload(folder: Path, name: str, data: bytes, max_bytes: int) -> Path:
 
 
 def index_upload(
-    store: Any, name: str, data: bytes, *, max_bytes: int, embedder: Any = None, embed: bool = True
+    store: CorpusStore,
+    name: str,
+    data: bytes,
+    *,
+    max_bytes: int,
+    embedder: Any = None,
+    embed: bool = True,
+    folder: Path | None = None,
 ) -> UploadOutcome:
-    """Save one uploaded file in the store's uploads folder and index it; on failure delete it again.
+    """Save one uploaded file in ``folder``'s uploads folder (default: the store's own folder) and index it;
+    on failure delete it again.
 
     The uploads folder is recorded as an indexed root, so its files can be downloaded like any other.
     ``embedder`` (warmed up once by the caller) spares loading a model per file; ``embed=False`` for a store
-    indexed without embeddings.
+    indexed without embeddings. A store without a folder of its own (a server) needs ``folder``.
     """
-    folder = Path(store.path) / UPLOADS_FOLDER
+    kept_in = folder if folder is not None else store.folder
+    if kept_in is None:
+        raise ValueError("uploads need a folder to be kept in: this store has none of its own")
+    folder = kept_in / UPLOADS_FOLDER
     try:
         path = save_upload(folder, name, data, max_bytes)
     except UploadRefused as refused:
@@ -98,6 +111,6 @@ def index_upload(
     return UploadOutcome(name, path, passages=report.passages, unchanged=report.skipped > 0)
 
 
-def embeds(stats: dict[str, Any]) -> bool:
+def embeds(stats: StoreStats) -> bool:
     """Whether new passages get embeddings: yes, unless the store holds passages indexed without them."""
     return stats["embedding_dim"] is not None or stats["passages"] == 0

@@ -1,0 +1,443 @@
+"""The Elasticsearch store without a server: the URLs and index names it accepts, the credentials it takes
+from the environment, and the requests, mappings and queries it builds, read from the calls it makes on a
+recording client. These say what would be sent, not what a server does with it: that is the store
+contract's suite (test_store_contract.py), run against a real server named by $CORPUSQA_TEST_ES_URL.
+
+Two of the failures are real ones: an unreachable host is a closed port on this machine.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from unittest.mock import MagicMock
+
+import elastic_transport
+import pytest
+from corpusqa.indexing.store import StoreError
+from corpusqa.indexing.store.es import ElasticsearchStore
+from corpusqa.indexing.store.es import requests as es_requests
+from corpusqa.indexing.store.es import store as es_store
+from corpusqa.indexing.store.es.endpoint import Endpoint, client_options
+from corpusqa.indexing.store.es.names import index_name_problem
+from corpusqa.indexing.store.location import open_store, store_config
+from corpusqa.pipelines.cli import main
+from corpusqa.pipelines.query import load_query_pipeline
+from elasticsearch import AuthenticationException, AuthorizationException
+from haystack import Document
+from store_samples import passage, record, unit
+
+SECRET = "s3cret-never-shown"
+
+
+def api_error(kind, status: int, reason: str = "no"):
+    meta = elastic_transport.ApiResponseMeta(status, "1.1", elastic_transport.HttpHeaders(), 0.0,
+                                             elastic_transport.NodeConfig("http", "localhost", 9200))  # fmt: skip
+    return kind(reason, meta, {"error": {"type": "security_exception", "reason": reason}})
+
+
+class Server:
+    """What a recording client answers: which indexes exist, with which mappings."""
+
+    def __init__(self, mappings: dict[str, dict] | None = None):
+        self.mappings = dict(mappings or {})
+
+
+@pytest.fixture
+def server(monkeypatch):
+    """A recording client in place of the Elasticsearch client (the store's and elasticsearch-haystack's):
+    ``server.client.mock_calls`` is every call the store made, bulk writes included, in order."""
+    state = Server()
+    client = MagicMock(name="client")
+    client.options.return_value = client
+    client.info.return_value = {"version": {"number": "8.19.0"}}
+    client.indices.exists.side_effect = lambda index: index in state.mappings
+
+    def create(index, settings, mappings):
+        state.mappings[index] = mappings
+        return SimpleNamespace(meta=SimpleNamespace(status=200), body={})
+
+    client.indices.create.side_effect = create
+    client.indices.get_mapping.side_effect = lambda index: {index: {"mappings": state.mappings[index]}}
+    client.delete_by_query.return_value = {"deleted": 0}
+    constructed = []
+
+    def construct(**options):
+        constructed.append(options)
+        return client
+
+    def streaming_bulk(es, actions, **options):
+        actions = list(actions)
+        client.bulk_write(actions=actions, **options)
+        return [(True, {"index": {"_id": action.get("_id")}}) for action in actions]
+
+    monkeypatch.setattr(es_store, "Elasticsearch", construct)
+    monkeypatch.setattr(es_store.helpers, "streaming_bulk", streaming_bulk)
+    monkeypatch.setattr("haystack_integrations.document_stores.elasticsearch.document_store.Elasticsearch",
+                        lambda *args, **kwargs: client)  # fmt: skip
+    state.client, state.constructed = client, constructed
+    for name in ("CORPUSQA_ES_API_KEY", "CORPUSQA_ES_USER", "CORPUSQA_ES_PASSWORD", "CORPUSQA_ES_CA_CERTS"):
+        monkeypatch.delenv(name, raising=False)
+    return state
+
+
+def calls(client, name: str) -> list:
+    return [call for call in client.mock_calls if call[0] == name]
+
+
+def names(client) -> list[str]:
+    """The calls made, but for reading the mapping and choosing per-request options."""
+    return [call[0] for call in client.mock_calls if call[0] not in ("options", "indices.get_mapping")]
+
+
+# -- where a store is --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("location", "url", "index", "canonical"),
+    [
+        ("es://localhost:9200/docs", "http://localhost:9200", "docs", "es://localhost:9200/docs"),
+        ("es://search.lan/passages", "http://search.lan:9200", "passages", "es://search.lan:9200/passages"),
+        ("http://search.lan:9201/docs", "http://search.lan:9201", "docs", "es://search.lan:9201/docs"),
+        ("ess://search.lan/docs", "https://search.lan:9200", "docs", "ess://search.lan:9200/docs"),
+        ("https://10.0.0.7:443/docs?shards=3&replicas=0", "https://10.0.0.7:443", "docs",
+         "ess://10.0.0.7:443/docs?shards=3&replicas=0"),
+        ("es://[::1]:9200/docs", "http://[::1]:9200", "docs", "es://[::1]:9200/docs"),
+    ],
+)
+def test_elasticsearch_urls_name_a_node_and_an_index(location, url, index, canonical):
+    endpoint = Endpoint.parse(location)
+    assert (endpoint.url, endpoint.index, endpoint.location) == (url, index, canonical)
+    assert Endpoint.parse(endpoint.location) == endpoint
+    assert store_config(location) == {"type": "corpusqa.indexing.store.es.store.ElasticsearchStore",
+                                      "init_parameters": {"url": canonical}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("location", "says"),
+    [
+        ("es://", "es://HOST[:PORT]/INDEX"),
+        ("es://host", "es://HOST[:PORT]/INDEX"),
+        ("es:///docs", "es://HOST[:PORT]/INDEX"),
+        ("es://host/a/b", "es://HOST[:PORT]/INDEX"),
+        ("es://host:port/docs", "has no valid port"),
+        ("es://host/docs?shard=2", "unknown setting 'shard'"),
+        ("es://host/docs?shards=two", "shards must be a whole number"),
+        ("es://host/docs?shards=0", "shards must be at least 1"),
+        ("es://host/Docs", "index names are lowercase"),
+        ("es://host/my%20docs", "cannot hold ' '"),
+        ("es://host/_docs", "cannot start with '_'"),
+        ("es://host/.security", "cannot start with '.'"),
+        ("es://host/a*b", "cannot hold '*'"),
+        ("es://host/" + "x" * 250, "at most 249 bytes"),
+    ],
+)
+def test_a_location_elasticsearch_would_refuse_is_one_line_before_any_connection(server, location, says):
+    with pytest.raises(ValueError) as raised:
+        open_store(location)
+    assert says in str(raised.value) and "\n" not in str(raised.value)
+    assert server.constructed == []
+
+
+def test_credentials_in_the_url_are_refused_without_being_repeated(server):
+    with pytest.raises(ValueError, match="credentials do not go in the URL") as raised:
+        open_store(f"es://elastic:{SECRET}@localhost:9200/docs")
+    assert SECRET not in str(raised.value) and "es://***@localhost:9200/docs" in str(raised.value)
+    with pytest.raises(ValueError, match="unknown scheme") as raised:
+        open_store(f"s3://user:{SECRET}@bucket/corpus")
+    assert SECRET not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("docs", None), ("corpus-2026.v1", None), ("a+b", None), ("DOCS", "lowercase"), ("a,b", "','"),
+     ("a#b", "'#'"), ("a:b", "':'"), ('a"b', "'\"'"), ("a|b", "'|'"), ("a\\b", "'\\\\'"), ("-docs", "'-'"),
+     ("+docs", "'+'"), ("..", "'.'"), ("", "empty")],
+)
+def test_index_names_follow_elasticsearchs_rules(name, problem):
+    found = index_name_problem(name)
+    assert (found is None) if problem is None else (problem in found)
+
+
+# -- credentials ---------------------------------------------------------------------------------------
+
+
+def test_credentials_come_from_the_environment_an_api_key_first(tmp_path):
+    endpoint = Endpoint.parse("ess://search.lan/docs")
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    both = {"CORPUSQA_ES_API_KEY": "key", "CORPUSQA_ES_USER": "u", "CORPUSQA_ES_PASSWORD": "p",
+            "CORPUSQA_ES_CA_CERTS": str(ca)}  # fmt: skip
+    options = client_options(endpoint, both)
+    assert (options["api_key"], options["ca_certs"], "basic_auth" in options) == ("key", str(ca), False)
+    assert options["hosts"] == ["https://search.lan:9200"] and options["retry_on_timeout"] is True
+    assert client_options(endpoint, {"CORPUSQA_ES_USER": "u", "CORPUSQA_ES_PASSWORD": "p"})["basic_auth"] == ("u", "p")
+    assert "api_key" not in client_options(endpoint, {}) and "basic_auth" not in client_options(endpoint, {})
+
+
+@pytest.mark.parametrize(
+    ("environ", "says"),
+    [
+        ({"CORPUSQA_ES_USER": "elastic"}, "CORPUSQA_ES_PASSWORD is not set"),
+        ({"CORPUSQA_ES_PASSWORD": SECRET}, "CORPUSQA_ES_USER is not set"),
+        ({"CORPUSQA_ES_CA_CERTS": "/no/such/ca.pem"}, "names /no/such/ca.pem, which is not a file"),
+    ],
+)
+def test_half_given_credentials_are_one_line_naming_the_variable(environ, says):
+    with pytest.raises(StoreError) as raised:
+        client_options(Endpoint.parse("ess://search.lan/docs"), environ)
+    assert says in str(raised.value) and SECRET not in str(raised.value)
+
+
+def test_a_ca_bundle_for_a_plain_http_store_is_refused(tmp_path):
+    (tmp_path / "ca.pem").write_text("x", encoding="utf-8")
+    with pytest.raises(StoreError, match="speaks plain HTTP: give ess://"):
+        client_options(Endpoint.parse("es://search.lan/docs"), {"CORPUSQA_ES_CA_CERTS": str(tmp_path / "ca.pem")})
+
+
+def test_the_stores_serialised_form_holds_no_credential(server, monkeypatch):
+    monkeypatch.setenv("CORPUSQA_ES_USER", "elastic")
+    monkeypatch.setenv("CORPUSQA_ES_PASSWORD", SECRET)
+    store = ElasticsearchStore("es://localhost:9200/docs")
+    assert server.constructed[0]["basic_auth"] == ("elastic", SECRET)
+    data = store.to_dict()
+    assert data == {"type": "corpusqa.indexing.store.es.store.ElasticsearchStore",
+                    "init_parameters": {"url": "es://localhost:9200/docs", "embedding_dim": None}}  # fmt: skip
+    assert SECRET not in json.dumps(data) and SECRET not in repr(store)
+    assert ElasticsearchStore.from_dict(data).location == "es://localhost:9200/docs"
+
+
+# -- opening -------------------------------------------------------------------------------------------
+
+
+def test_opening_creates_the_passage_index_with_corpusqas_analysis_and_the_file_index(server):
+    ElasticsearchStore("es://localhost:9200/docs?shards=2&replicas=0")
+    assert names(server.client)[:5] == ["info", "indices.exists", "indices.create", "indices.exists", "indices.create"]
+    passages, files = (call.kwargs for call in calls(server.client, "indices.create"))
+    assert passages["index"] == "docs" and files["index"] == "docs-files"
+    settings = passages["settings"]
+    assert settings["analysis"]["analyzer"]["corpusqa_text"] == {"type": "standard", "stopwords": "_english_"}
+    assert settings["similarity"]["default"] == {"type": "BM25", "k1": 1.5, "b": 0.75}
+    assert (settings["number_of_shards"], settings["number_of_replicas"]) == (2, 0)
+    fields = passages["mappings"]["properties"]
+    assert fields["content"] == {"type": "text", "analyzer": "corpusqa_text"}
+    assert {fields[name]["type"] for name in ("id", "file_path", "file_type", "title", "source_id")} == {"keyword"}
+    assert "embedding" not in fields, "the vector field waits for the first embedding's dimension"
+    assert files["mappings"]["dynamic"] == "strict" and files["settings"]["number_of_shards"] == 1
+
+
+def test_the_embedders_dimension_maps_the_vector_field_for_cosine_knn(server):
+    ElasticsearchStore("es://localhost:9200/docs", embedding_dim=384)
+    vector = calls(server.client, "indices.create")[0].kwargs["mappings"]["properties"]["embedding"]
+    assert vector == {"type": "dense_vector", "dims": 384, "index": True, "similarity": "cosine"}
+
+
+@pytest.mark.parametrize(
+    ("mappings", "says"),
+    [
+        ({"properties": {"content": {"type": "text"}, "embedding": {"type": "dense_vector"}}},
+         "it was not created by corpusqa"),
+        (es_requests.passage_mappings(None) | {"properties": {**es_requests.passage_mappings(None)["properties"],
+                                                              "file_path": {"type": "text"}}},
+         "its field 'file_path' has type 'text', not 'keyword'"),
+    ],
+)
+def test_an_existing_index_with_another_mapping_is_refused_before_anything_is_written(server, mappings, says):
+    server.mappings["docs"] = mappings
+    with pytest.raises(StoreError) as raised:
+        ElasticsearchStore("es://localhost:9200/docs")
+    message = str(raised.value)
+    assert message.startswith("store es://localhost:9200/docs: index 'docs' exists with another mapping")
+    assert says in message and "\n" not in message
+    assert not {"indices.create", "indices.put_mapping", "bulk_write", "delete_by_query"} & set(names(server.client))
+
+
+def test_an_existing_index_of_another_dimension_is_refused(server):
+    server.mappings |= {"docs": es_requests.passage_mappings(768), "docs-files": es_requests.files_mappings()}
+    with pytest.raises(StoreError, match="index 'docs' holds 768-d embeddings, not 384-d"):
+        ElasticsearchStore("es://localhost:9200/docs", embedding_dim=384)
+    store = ElasticsearchStore("es://localhost:9200/docs")
+    with pytest.raises(ValueError, match=r"shape \(384,\), not \(768,\)"):
+        store.write_documents([Document(content="x", embedding=[0.1] * 384)])
+    assert "bulk_write" not in names(server.client)
+
+
+def test_an_index_made_but_whose_companion_cannot_be_is_removed_again(server):
+    def create(index, settings, mappings):
+        if index == "docs-files":
+            raise api_error(AuthorizationException, 403, "action [indices:admin/create] is unauthorized")
+        server.mappings[index] = mappings
+        return SimpleNamespace(meta=SimpleNamespace(status=200), body={})
+
+    server.client.indices.create.side_effect = create
+    with pytest.raises(StoreError, match=r"lack a privilege this needs on index 'docs' \(403: security_exception"):
+        ElasticsearchStore("es://localhost:9200/docs")
+    assert calls(server.client, "indices.delete")[0].kwargs == {"index": "docs"}
+
+
+def test_an_unreachable_host_is_one_line_and_nothing_is_made_here(tmp_path, monkeypatch, capsys):
+    """A real connection, refused: nothing listens on port 9 of this machine."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "note.txt").write_text("A file to index.", encoding="utf-8")
+    for command in (["index", "."], ["stats"], ["store", "check"]):
+        assert main([*command, "--store", "es://127.0.0.1:9/docs", *(["--quiet"] if command[0] == "index" else [])]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"corpusqa {command[0]}: error: store es://127.0.0.1:9/docs: cannot reach Elasticsearch at "
+                       "http://127.0.0.1:9: is it running, and is the scheme right (ess:// for TLS)?\n")  # fmt: skip
+    assert [path.name for path in tmp_path.iterdir()] == ["note.txt"]
+
+
+@pytest.mark.parametrize(
+    ("environ", "says"),
+    [
+        ({"CORPUSQA_ES_USER": "elastic", "CORPUSQA_ES_PASSWORD": SECRET},
+         "Elasticsearch refused the credentials (401): check CORPUSQA_ES_API_KEY, or CORPUSQA_ES_USER and "
+         "CORPUSQA_ES_PASSWORD"),
+        ({}, "Elasticsearch asks for credentials: set CORPUSQA_ES_API_KEY, or CORPUSQA_ES_USER and CORPUSQA_ES_PASSWORD"),
+    ],
+)
+def test_refused_credentials_are_one_line_that_never_shows_them(server, monkeypatch, environ, says):
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    server.client.info.side_effect = api_error(AuthenticationException, 401, "unable to authenticate user [elastic]")
+    with pytest.raises(StoreError) as raised:
+        ElasticsearchStore("es://localhost:9200/docs")
+    assert str(raised.value) == f"store es://localhost:9200/docs: {says}"
+    assert "indices.exists" not in names(server.client)
+
+
+def test_a_certificate_that_does_not_verify_says_which_variable_to_set(server):
+    server.client.info.side_effect = elastic_transport.TlsError("certificate verify failed")
+    with pytest.raises(StoreError, match="does not verify; set CORPUSQA_ES_CA_CERTS to the CA bundle"):
+        ElasticsearchStore("ess://localhost/docs")
+
+
+# -- writing -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(server):
+    return ElasticsearchStore("es://localhost:9200/docs")
+
+
+def test_replace_files_writes_passages_then_drops_stale_ones_then_the_record(server, store):
+    """The order that leaves a file as it was, or whole, wherever a run stops (see the store's module)."""
+    server.client.reset_mock()
+    documents = [passage("/d/a.txt", "One.", 0), passage("/d/a.txt", "Two.", 1)]
+    store.replace_files([(record("/d/a.txt", "h2"), documents)])
+    assert names(server.client) == ["indices.put_mapping", "bulk_write", "delete_by_query", "bulk_write",
+                                    "indices.refresh"]  # fmt: skip
+    assert calls(server.client, "indices.put_mapping")[0].kwargs == {
+        "index": "docs", "properties": {"embedding": es_requests.vector_mapping(8)}}
+    written, recorded = (call.kwargs for call in calls(server.client, "bulk_write"))
+    assert [(a["_index"], a["_id"]) for a in written["actions"]] == [("docs", d.id) for d in documents]
+    source = written["actions"][0]["_source"]
+    assert source == {"id": documents[0].id, "content": "One.", "file_path": "/d/a.txt", "file_type": "txt",
+                      "embedding": unit(0)}  # fmt: skip
+    assert written["max_retries"] > 0 and written["initial_backoff"] > 0 and not written["raise_on_error"]
+    stale = calls(server.client, "delete_by_query")[0].kwargs
+    assert stale["query"] == {"bool": {"filter": [{"terms": {"file_path": ["/d/a.txt"]}}],
+                                       "must_not": [{"ids": {"values": [d.id for d in documents]}}]}}  # fmt: skip
+    [action] = recorded["actions"]
+    assert action["_index"] == "docs-files" and action["_id"] == es_requests.record_id("file", "/d/a.txt")
+    assert {k: action["_source"][k] for k in ("kind", "path", "content_hash", "passages")} == {
+        "kind": "file", "path": "/d/a.txt", "content_hash": "h2", "passages": 2}
+
+
+def test_inside_bulk_nothing_waits_to_be_searchable_until_the_end(server, store):
+    with store.bulk():
+        store.replace_files([(record("/d/a.txt"), [passage("/d/a.txt", "One.")])])
+        store.remove_files(["/d/b.txt"])
+        assert "indices.refresh" not in names(server.client)
+    assert names(server.client)[-1] == "indices.refresh"
+
+
+def test_a_document_elasticsearch_still_refuses_after_retries_is_one_line(server, store, monkeypatch):
+    def refusing(es, actions, **options):
+        return [(False, {"index": {"_id": "x1", "error": {"type": "mapper_parsing_exception",
+                                                          "reason": "failed to parse field [page_number]"}}})]
+
+    monkeypatch.setattr(es_store.helpers, "streaming_bulk", refusing)
+    with pytest.raises(StoreError) as raised:
+        store.replace_files([(record("/d/a.txt"), [passage("/d/a.txt", "One.")])])
+    assert str(raised.value) == ("store es://localhost:9200/docs: Elasticsearch refused 1 of 1 writes, the first "
+                                 "(index x1) with failed to parse field [page_number]")  # fmt: skip
+
+
+def test_zero_vectors_and_mixed_dimensions_are_refused_before_anything_is_sent(server, store):
+    server.client.reset_mock()
+    with pytest.raises(ValueError, match="zero length"):
+        store.write_documents([Document(content="a", embedding=[0.0] * 8)])
+    with pytest.raises(ValueError, match="embedding"):
+        store.replace_files([(record("a"), [passage("a", "x", 0)]),
+                             (record("b"), [Document(content="y", meta={"file_path": "b"}, embedding=[1.0])])])
+    assert not {"indices.put_mapping", "bulk_write", "delete_by_query"} & set(names(server.client))
+
+
+def test_remove_files_drops_passages_before_records(server, store):
+    server.client.delete_by_query.return_value = {"deleted": 3}
+    server.client.reset_mock()
+    assert store.remove_files(["/d/a.txt", "/d/b.txt"]) == 3
+    assert names(server.client) == ["delete_by_query", "bulk_write", "indices.refresh"]
+    assert calls(server.client, "delete_by_query")[0].kwargs["query"] == {"terms": {"file_path": ["/d/a.txt", "/d/b.txt"]}}
+    deletions = calls(server.client, "bulk_write")[0].kwargs
+    assert [a["_op_type"] for a in deletions["actions"]] == ["delete", "delete"] and deletions["ignore_status"] == 404
+
+
+# -- searching -----------------------------------------------------------------------------------------
+
+
+def test_bm25_searches_the_content_alone_without_fuzziness_under_the_filters(server, store):
+    server.client.search.return_value = {"hits": {"hits": [{"_score": 3.5, "_source": {"id": "p", "content": "x",
+                                                                                        "file_path": "/d/a.txt"}}]}}
+    folder = {"field": "meta.file_path", "operator": "prefix", "value": "/d/"}
+    [found] = store.bm25("When was it built?", top_k=7, filters=folder)
+    assert (found.id, found.score, found.meta) == ("p", 3.5, {"file_path": "/d/a.txt"})
+    body = server.client.search.call_args.kwargs
+    assert body["index"] == "docs" and body["size"] == 7
+    assert body["query"] == {"bool": {"must": [{"match": {"content": {"query": "When was it built?"}}}],
+                                      "filter": [{"prefix": {"file_path": "/d/"}}]}}  # fmt: skip
+    assert body["_source"] == {"excludes": ["embedding"]}
+
+
+def test_dense_asks_for_the_nearest_among_the_filtered_and_scores_cosine(server):
+    server.mappings |= {"docs": es_requests.passage_mappings(8), "docs-files": es_requests.files_mappings()}
+    store = ElasticsearchStore("es://localhost:9200/docs")
+    server.client.search.return_value = {"hits": {"hits": [{"_score": 0.975, "_source": {"id": "p", "content": "x"}}]}}
+    types = {"field": "meta.file_type", "operator": "in", "value": ["pdf", "md"]}
+    [found] = store.dense(unit(2), top_k=20, filters=types)
+    assert found.score == pytest.approx(0.95)
+    knn = server.client.search.call_args.kwargs["knn"]
+    assert knn == {"field": "embedding", "query_vector": unit(2), "k": 20, "num_candidates": 200,
+                   "filter": {"bool": {"must": {"terms": {"file_type": ["pdf", "md"]}}}}}  # fmt: skip
+    assert es_requests.knn_body(unit(0), 1, None)["knn"]["num_candidates"] == 100
+    assert es_requests.knn_body(unit(0), 5000, None)["knn"]["num_candidates"] == 10_000
+
+
+def test_filters_translate_prefix_anywhere_and_the_rest_as_elasticsearch_haystack_does():
+    not_title = {"field": "meta.title", "operator": "!=", "value": "Rome"}
+    folder = {"field": "meta.file_path", "operator": "prefix", "value": "/d/"}
+    tree = {"operator": "AND", "conditions": [not_title, {"operator": "NOT", "conditions": [folder]},
+                                              {"operator": "OR", "conditions": [folder, not_title]}]}
+    assert es_requests.es_filter(tree) == {"bool": {"must": [
+        {"bool": {"must": {"bool": {"must_not": {"term": {"title": "Rome"}}}}}},
+        {"bool": {"must_not": [{"bool": {"must": [{"prefix": {"file_path": "/d/"}}]}}]}},
+        {"bool": {"should": [{"prefix": {"file_path": "/d/"}},
+                             {"bool": {"must": {"bool": {"must_not": {"term": {"title": "Rome"}}}}}}],
+                  "minimum_should_match": 1}},
+    ]}}  # fmt: skip
+
+
+def test_a_stores_own_mapping_is_no_difference():
+    for mappings in (es_requests.passage_mappings(None), es_requests.passage_mappings(384)):
+        assert es_requests.mapping_problem(mappings, es_requests.passage_mappings(None)) is None
+    assert es_requests.mapping_problem(es_requests.files_mappings(), es_requests.files_mappings()) is None
+    dot = es_requests.passage_mappings(None)
+    dot["properties"]["embedding"] = {"type": "dense_vector", "dims": 8, "similarity": "dot_product"}
+    assert "not a dense_vector by cosine" in es_requests.mapping_problem(dot, es_requests.passage_mappings(None))
+
+
+def test_a_query_pipeline_points_its_retrievers_at_the_elasticsearch_store(server):
+    pipeline = load_query_pipeline("hybrid", "es://localhost:9200/docs")
+    stores = [c.document_store for _, c in pipeline.retrieval.walk() if hasattr(c, "document_store")]
+    assert len(stores) == 2 and all(s.location == "es://localhost:9200/docs" for s in stores)

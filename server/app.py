@@ -5,11 +5,13 @@ files uploaded as multipart form data), ``GET /stats``, ``GET /health``; OpenAPI
 token, every route but /health and the docs wants ``Authorization: Bearer TOKEN``.
 """
 
+import contextlib
 import dataclasses
+import logging
 import secrets
 import sys
 import typing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 from typing import Any, Literal
@@ -20,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from starlette.datastructures import UploadFile
 
+from corpusqa.pipelines.store_checks import store_problem
 from corpusqa.reader.options import ReadOptions
 from corpusqa.server.limits import BodyLimit
 from corpusqa.server.service import IndexBusy, PathRefused, Service
@@ -34,6 +37,7 @@ MAX_PASSAGES = 200
 #: Files one upload request may carry (their bytes together: at most ``max_upload_mb``).
 MAX_UPLOAD_FILES = 100
 MAX_PATHS = 100
+logger = logging.getLogger("corpusqa.server")
 
 
 def _read_options_fields() -> dict[str, Any]:
@@ -83,12 +87,15 @@ _INDEX_BODY = {
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
-    """The API over one store; its default pipeline (and so its models) loads as the server starts."""
+    """The API over one store; its default pipeline (and so its models) loads as the server starts. A store
+    that cannot answer (its database missing or damaged...) is logged as the server starts, and every route
+    that needs it answers 503 with the reason until it is mended (`corpusqa store check` / `repair`)."""
     service = Service(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(service.pipeline)
+        with contextlib.suppress(HTTPException), _store_errors(settings.store):
+            await run_in_threadpool(service.pipeline)  # a store that cannot answer is logged, then answers 503
         yield
         service.close()
 
@@ -112,9 +119,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
         given = request.model_dump(exclude_none=True)
         options = {name: value for name, value in given.items() if name not in _ASK_FIELDS}
         try:
-            return service.ask(
-                given["question"], given.get("retriever"), given.get("passages"), given.get("file_types"), options
-            )
+            with _store_errors(settings.store):
+                return service.ask(
+                    given["question"], given.get("retriever"), given.get("passages"), given.get("file_types"), options
+                )
         except ValueError as error:
             raise HTTPException(400, str(error)) from error
 
@@ -124,14 +132,15 @@ def create_app(settings: ServerSettings) -> FastAPI:
         indexed before or an ``--index-root``), or files uploaded as multipart form data (field ``files``),
         kept in the uploads folder (in the store folder, or --data-dir). One index run at a time: 409 while another runs."""
         try:
-            if request.headers.get("content-type", "").startswith("multipart/form-data"):
-                form = await request.form(max_files=MAX_UPLOAD_FILES, max_fields=MAX_UPLOAD_FILES)
-                files = [(item.filename or "upload", await item.read()) for item in form.getlist("files") if isinstance(item, UploadFile)]
-                if not files:
-                    raise HTTPException(400, "no files in the form's 'files' field")
-                return {"files": await run_in_threadpool(service.index_uploads, files)}
-            body = IndexPaths.model_validate_json(await request.body())
-            return await run_in_threadpool(service.index_paths, body.paths, body.prune)
+            with _store_errors(settings.store):
+                if request.headers.get("content-type", "").startswith("multipart/form-data"):
+                    form = await request.form(max_files=MAX_UPLOAD_FILES, max_fields=MAX_UPLOAD_FILES)
+                    files = [(item.filename or "upload", await item.read()) for item in form.getlist("files") if isinstance(item, UploadFile)]
+                    if not files:
+                        raise HTTPException(400, "no files in the form's 'files' field")
+                    return {"files": await run_in_threadpool(service.index_uploads, files)}
+                body = IndexPaths.model_validate_json(await request.body())
+                return await run_in_threadpool(service.index_paths, body.paths, body.prune)
         except ValidationError as error:
             raise HTTPException(422, error.errors(include_url=False, include_context=False)) from error
         except IndexBusy as error:
@@ -142,7 +151,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.get("/stats", dependencies=authorized)
     def stats() -> dict:
         """What the store holds, as `corpusqa stats --json` prints it."""
-        return service.stats()
+        with _store_errors(settings.store):
+            return service.stats()
 
     return app
 
@@ -156,6 +166,22 @@ def serve(settings: ServerSettings, host: str = LOCALHOST, port: int = DEFAULT_P
     print(f"corpusqa serve: http://{'localhost' if host == LOCALHOST else host}:{port}  (docs at /docs, store {settings.store})")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
     return 0
+
+
+@contextlib.contextmanager
+def _store_errors(location: Any) -> Iterator[None]:
+    """A store that cannot answer is the server's trouble, not the request's: its error (``store_problem``)
+    becomes 503 with the one line naming the store and what to do, and is logged; other errors pass."""
+    try:
+        yield
+    except HTTPException:
+        raise
+    except Exception as error:
+        problem = store_problem(location, error)
+        if problem is None:
+            raise
+        logger.error("corpusqa serve: %s", problem)
+        raise HTTPException(503, problem) from error
 
 
 def _bearer(token: str | None):

@@ -10,6 +10,7 @@ lands, then catches up (see ``corpusqa.indexing.store``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,12 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from corpusqa.indexing.indexer import IndexSettings, index_paths
-from corpusqa.indexing.store.contract import StoreStats
+from corpusqa.indexing.store.contract import CorpusStore, StoreStats
 from corpusqa.indexing.store.location import open_store
 from corpusqa.pipelines.answers import result_json
 from corpusqa.pipelines.query import QueryPipeline, ask, file_type_filter, load_query_pipeline
+from corpusqa.pipelines.store_checks import RetrieverChoice, choose_retrievers
 from corpusqa.server.settings import ServerSettings
 from corpusqa.ui.uploads import MB, embeds, index_upload
+
+logger = logging.getLogger("corpusqa.server")
+#: How a request asks for BM25, for the refusal of dense retrieval on a store without embeddings.
+_USE_BM25 = '"retriever": "bm25"'
 
 
 class IndexBusy(Exception):
@@ -39,16 +45,39 @@ class Service:
 
     def __init__(self, settings: ServerSettings):
         self.settings = settings
-        self.store = open_store(settings.store)
+        self._store: CorpusStore | None = None
+        self._opening = threading.Lock()
+        self._noted: set[str] = set()
         self._pipelines: dict[str, QueryPipeline] = {}
         self._loading = threading.Lock()
         self._reading = threading.Lock()
         self._indexing = threading.Lock()
         self._embedder: Any = None
 
+    @property
+    def store(self) -> CorpusStore:
+        """The store, opened on first use. One that cannot be opened (``StoreError``: its database missing or
+        damaged...) raises at every use until it can, so a server started on it answers 503 with the reason,
+        and serves once `corpusqa store repair` has mended it, without a restart."""
+        with self._opening:
+            if self._store is None:
+                self._store = open_store(self.settings.store)
+            return self._store
+
+    def choose(self, retriever: str | None = None) -> RetrieverChoice:
+        """The retriever a request answers with (``choose_retrievers``): the one it names, else the settings';
+        on a store without embeddings BM25, with a note (logged once), and dense or hybrid named refused."""
+        asked = [retriever] if retriever else None
+        choice = choose_retrievers(self.store, self.settings.store, asked, (self.settings.retriever,), _USE_BM25)
+        if choice.note is not None and choice.note not in self._noted:
+            self._noted.add(choice.note)
+            logger.warning("corpusqa serve: %s", choice.note)
+        return choice
+
     def pipeline(self, retriever: str | None = None) -> QueryPipeline:
-        """The query pipeline of ``retriever`` (default: the settings'), loaded and warmed up on first use."""
-        retriever = retriever or self.settings.retriever
+        """The query pipeline of ``retriever`` (default: the settings', or the one the store can answer with:
+        see ``choose``), loaded and warmed up on first use."""
+        retriever = retriever or self.choose().retriever
         with self._loading:
             if retriever not in self._pipelines:
                 settings = self.settings
@@ -66,13 +95,16 @@ class Service:
         file_types: Sequence[str] | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> dict:
-        """The JSON record of `corpusqa ask --json` (``corpusqa.pipelines.answers``); ``options`` override
-        fields of the pipeline reader's ``ReadOptions``."""
-        pipeline = self.pipeline(retriever)
+        """The JSON record of `corpusqa ask --json` (``corpusqa.pipelines.answers``), with a ``note`` when the
+        store answered with another retriever than the default (see ``choose``); ``options`` override fields of
+        the pipeline reader's ``ReadOptions``."""
+        choice = self.choose(retriever)
+        pipeline = self.pipeline(choice.retriever)
         read_options = replace(pipeline.reader.options, **(options or {}))
         with self._reading:
             result = ask(pipeline, question, passages, file_type_filter(file_types), read_options)
-        return result_json(result)
+        record = result_json(result)
+        return record if choice.note is None else {**record, "note": choice.note}
 
     def index_paths(self, paths: Sequence[str], prune: bool = False) -> dict:
         """Index files and folders on this machine, each under an allowed root (``allowed_roots``)."""
@@ -116,7 +148,8 @@ class Service:
         return [Path(os.path.realpath(root)) for root in [*self.settings.index_roots, *self.store.roots()]]
 
     def close(self) -> None:
-        self.store.close()
+        if self._store is not None:
+            self._store.close()
 
     def _allowed(self, path: str) -> Path:
         real = Path(os.path.realpath(path))

@@ -230,3 +230,40 @@ def test_corpusqa_serve_loads_once_answers_and_never_shows_its_token(store, tmp_
     assert record["answers"] and record["reading_seconds"] < 5, "the models were loaded before the first question"
     assert f"http://localhost:{port}" in output and "Finished server process" in output, "stopped cleanly"
     assert TOKEN not in output and TOKEN[::-1] not in output
+
+
+# -- a store without embeddings, a store that cannot answer -----------------------------------------------
+
+
+def test_a_store_without_embeddings_answers_with_bm25_says_so_and_refuses_dense_by_name(store, reader, expected,
+                                                                                        caplog):
+    with serving(ServerSettings(store=store, reader=reader)) as url:  # the default retriever: hybrid
+        record = call(url, "/ask", {"question": QUESTIONS[0]})
+        refused = [httpx.post(f"{url}/ask", json={"question": QUESTIONS[0], "retriever": name})
+                   for name in ("dense", "hybrid")]  # fmt: skip
+    note = f"the store at {store} has no embeddings (indexed with --no-embed): answering with BM25"
+    assert record.pop("note") == note
+    assert without_timings(record) == expected[QUESTIONS[0]], "BM25's answers"
+    assert f"corpusqa serve: {note}" in caplog.messages, "and the server's log says so"
+    for response in refused:
+        assert response.status_code == 400
+        assert "has no embeddings" in response.json()["detail"] and '"retriever": "bm25"' in response.json()["detail"]
+
+
+def test_a_store_that_lost_its_database_answers_503_naming_the_store_and_repair_until_repaired(store, reader,
+                                                                                              tmp_path):
+    copy = shutil.copytree(store, tmp_path / "store")
+    for file in copy.glob("store.sqlite3*"):
+        file.unlink()
+    with serving(settings_for(copy, reader)) as url:  # it starts, and says why it cannot answer
+        health = httpx.get(f"{url}/health")
+        broken = [httpx.post(f"{url}/ask", json={"question": QUESTIONS[0]}), httpx.get(f"{url}/stats")]
+        assert main(["store", "repair", "--store", str(copy)]) == 0
+        mended = call(url, "/stats")
+    assert health.status_code == 200
+    for response in broken:
+        assert response.status_code == 503
+        detail = response.json()["detail"]
+        assert f"store {copy}: " in detail and "without their database" in detail
+        assert f"corpusqa store repair --store {copy}" in detail
+    assert mended["files"] == 0, "repair left an empty store, served without a restart"

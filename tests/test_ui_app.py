@@ -33,6 +33,16 @@ def corpus_store(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def bm25_store(tmp_path_factory):
+    """The test corpus, indexed without embeddings (`corpusqa index --no-embed`)."""
+    root = tmp_path_factory.mktemp("ui_bm25")
+    good_corpus(root / "docs")
+    with EmbeddedDocumentStore(root / "store") as store:
+        index_paths([root / "docs"], store, embed=False, progress=False)
+    return root / "store"
+
+
+@pytest.fixture(scope="module")
 def upload_store(corpus_store, tmp_path_factory):
     """A copy that uploads may change."""
     return shutil.copytree(corpus_store, tmp_path_factory.mktemp("ui_uploads") / "store")
@@ -171,3 +181,32 @@ def test_an_empty_store_invites_documents_instead_of_a_question(open_page, tmp_p
     page = open_page(tmp_path / "empty")
     assert "holds no documents yet" in page.info[0].value
     assert not page.text_input and len(page.file_uploader) == 1
+
+
+def test_a_store_without_embeddings_answers_with_bm25_and_says_so(open_page, bm25_store):
+    page = open_page(bm25_store)
+    assert [info.value for info in page.sidebar.info] == [
+        f"The store at {bm25_store} has no embeddings (indexed with --no-embed): answering with BM25."
+    ]
+    assert page.sidebar.radio[0].options == ["bm25"]
+    page = ask(page, OXYGEN_15)
+    assert "1. 122 seconds" in shown(page, "answer")[0]
+
+
+@pytest.mark.parametrize("damage", ["database deleted", "database garbled"])
+def test_a_store_that_cannot_answer_says_which_and_what_to_do_instead_of_a_trace(open_page, corpus_store,
+                                                                                  tmp_path, damage):
+    store = shutil.copytree(corpus_store, tmp_path / "store")
+    database = store / "store.sqlite3"
+    for file in store.glob("store.sqlite3-*"):
+        file.unlink()
+    if damage == "database deleted":
+        database.unlink()
+    else:
+        database.write_bytes(b"\x00" * 100 + database.read_bytes()[100:])
+    page = open_page(store)
+    said = read(page.error[0].value)
+    assert f"store {store}: " in said
+    hint = "corpusqa store repair" if damage == "database deleted" else "corpusqa store check"
+    assert f"`{hint} --store {store}`" in said
+    assert not page.text_input and not page.tabs, "no search over a store that cannot answer"

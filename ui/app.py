@@ -22,6 +22,7 @@ from corpusqa.indexing.indexer import IndexSettings  # noqa: E402
 from corpusqa.indexing.store.contract import CorpusStore, StoreStats  # noqa: E402
 from corpusqa.indexing.store.location import open_store as open_location  # noqa: E402
 from corpusqa.pipelines.query import RETRIEVERS, QueryPipeline, Result, ask, load_query_pipeline  # noqa: E402
+from corpusqa.pipelines.store_checks import choose_retrievers, store_problem  # noqa: E402
 from corpusqa.reader.options import ReadOptions  # noqa: E402
 from corpusqa.ui import render  # noqa: E402
 from corpusqa.ui.corpus import NotServable, folder_choices, local_time, servable_file  # noqa: E402
@@ -85,13 +86,25 @@ def main() -> None:
     st.set_page_config(page_title=PAGE_TITLE, page_icon="🔎", layout="centered")
     st.title(PAGE_TITLE)
     settings = UISettings.from_environment()
+    try:
+        store_pages(settings)
+    except Exception as error:
+        problem = store_problem(settings.store, error)
+        if problem is None:
+            raise
+        st.error(f"**The store cannot answer.** {problem}", icon="⚠️")
+
+
+def store_pages(settings: UISettings) -> None:
+    """The search, corpus and feedback tabs over the store; a store that cannot answer (its database missing
+    or damaged...) raises, for ``main`` to show why instead of the tabs."""
     location = str(settings.store)
     store = open_store(location)
     stats = store.stats()
     st.caption(f"Answers found in the {stats['files']:,} files indexed in `{location}`")
     files = store.files()
     with st.sidebar:
-        search = sidebar(settings, location, stats, files) if stats["passages"] else None
+        search = sidebar(settings, location, store, stats, files) if stats["passages"] else None
     search_tab, corpus_tab, feedback_tab = st.tabs(["Search", "Corpus", "Feedback"])
     with search_tab:
         search_page(settings, store, search)
@@ -101,11 +114,14 @@ def main() -> None:
         feedback_page(open_feedback(str(settings.folder)))
 
 
-def sidebar(settings: UISettings, location: str, stats: StoreStats, files: list) -> Search:
+def sidebar(settings: UISettings, location: str, store: CorpusStore, stats: StoreStats, files: list) -> Search:
     st.header("Search settings")
-    offered = list(RETRIEVERS) if stats["embedding_dim"] is not None else ["bm25"]
+    choice = choose_retrievers(store, location)  # hybrid, or BM25 with a note on a store without embeddings
+    offered = list(RETRIEVERS) if choice.note is None else list(choice.retrievers)
+    if choice.note is not None:
+        st.info(f"{choice.note[0].upper()}{choice.note[1:]}.")
     retriever = st.radio(
-        "Retriever", offered, index=len(offered) - 1, horizontal=True,
+        "Retriever", offered, index=offered.index(choice.retriever), horizontal=True,
         help="bm25 matches words, dense matches meaning, hybrid fuses both. Dense and hybrid need a store "
         "indexed with embeddings.",
     )  # fmt: skip

@@ -106,20 +106,14 @@ def _parser() -> argparse.ArgumentParser:
     stats.set_defaults(handler=_stats)
 
     ui = commands.add_parser("ui", help="serve the search page for people (Streamlit), on this machine unless --host")
-    ui.add_argument("--store", default=_default_store(), help=_STORE_HELP)
-    ui.add_argument("--data-dir", type=Path, help=_DATA_HELP)
-    ui.add_argument("--host", default=LOCALHOST, help=f"address to serve on (default: {LOCALHOST}; 0.0.0.0 exposes it)")
-    ui.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")
+    _serving_flags(ui, DEFAULT_PORT)
     ui.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_MB, help="largest file people may upload")
     ui.add_argument("--export-feedback", type=Path, metavar="FILE", help="write feedback as SQuAD 2.0 JSON and exit")
     add_flags(ui, ReadOptions, title=_READER_TITLE)
     ui.set_defaults(handler=_ui)
 
     serve = commands.add_parser("serve", help="serve the HTTP API for programs (FastAPI), on this machine unless --host")
-    serve.add_argument("--store", default=_default_store(), help=_STORE_HELP)
-    serve.add_argument("--data-dir", type=Path, help=_DATA_HELP)
-    serve.add_argument("--host", default=LOCALHOST, help=f"address to serve on (default: {LOCALHOST}; 0.0.0.0 exposes it)")
-    serve.add_argument("--port", type=int, default=SERVE_PORT, help=f"default: {SERVE_PORT}")
+    _serving_flags(serve, SERVE_PORT)
     serve.add_argument("--retriever", choices=("bm25", "dense", "hybrid"), default="hybrid", help="for questions that name none (default: hybrid)")
     serve.add_argument("--reranker", help="re-rank the retrieved passages with this cross-encoder (hub id or folder)")
     serve.add_argument("--token-file", type=Path, help="file holding the bearer token clients must send (default: $CORPUSQA_TOKEN; none: no token)")
@@ -213,6 +207,14 @@ def _parser() -> argparse.ArgumentParser:
     _quiet_flag(tune)
     tune.set_defaults(handler=_tune)
     return parser
+
+
+def _serving_flags(parser: argparse.ArgumentParser, port: int) -> None:
+    """The store, data folder, address and port of the search page and of the HTTP API."""
+    parser.add_argument("--store", default=_default_store(), help=_STORE_HELP)
+    parser.add_argument("--data-dir", type=Path, help=_DATA_HELP)
+    parser.add_argument("--host", default=LOCALHOST, help=f"address to serve on (default: {LOCALHOST}; 0.0.0.0 exposes it)")
+    parser.add_argument("--port", type=int, default=port, help=f"default: {port}")
 
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:

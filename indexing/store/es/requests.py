@@ -24,7 +24,7 @@ ANALYZER = "corpusqa_text"
 #: The mapping's mark that corpusqa made the index (and which layout it has).
 MARK = {"corpusqa": 1}
 #: ``file_types`` bucket of passages without a ``file_type`` (the embedded store's None).
-NO_FILE_TYPE = "\u0000none"
+NO_FILE_TYPE = "(none)"
 #: kNN candidates per shard: ten per passage asked for, at least 100 (Elasticsearch allows up to 10,000).
 CANDIDATES_PER_RESULT, MIN_CANDIDATES, MAX_CANDIDATES = 10, 100, 10_000
 #: Counting distinct values (sources, files per type) is exact below this many, approximate above.

@@ -101,7 +101,11 @@ class ElasticsearchStore:
         )  # fmt: skip
         self._bulk = False
         self._dim: int | None = None
-        self._open()
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def location(self) -> str:
@@ -132,7 +136,7 @@ class ElasticsearchStore:
             if answer.body.get("error", {}).get("type") != "resource_already_exists_exception":  # not a race
                 raise StoreError(f"store {self.location}: Elasticsearch refused to create index {index!r} "
                                  f"({answer.body.get('error', {}).get('reason', answer.body)})")  # fmt: skip
-        found = self._client.indices.get_mapping(index=index)[index]["mappings"]
+        found = self._mappings(index)
         wanted = {**mappings, "properties": {k: v for k, v in mappings["properties"].items() if k != "embedding"}}
         problem = requests.mapping_problem(found, wanted)
         if problem is not None:
@@ -141,7 +145,11 @@ class ElasticsearchStore:
         return False
 
     def _mapped_dimension(self) -> int | None:
-        return requests.mapped_dimension(self._client.indices.get_mapping(index=self.index)[self.index]["mappings"])
+        return requests.mapped_dimension(self._mappings(self.index))
+
+    def _mappings(self, index: str) -> dict[str, Any]:
+        """The mappings of ``index`` (answered under the concrete index's name, which an alias is not)."""
+        return next(iter(self._client.indices.get_mapping(index=index).values()))["mappings"]
 
     # -- Haystack DocumentStore protocol ------------------------------------------------------------
 

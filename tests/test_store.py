@@ -26,7 +26,7 @@ from haystack.components.writers import DocumentWriter
 from haystack.core.serialization import import_class_by_name
 from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
-from store_samples import contents, fill_corpus, passage, record, unit
+from store_samples import DIM, contents, fill_corpus, passage, record, unit
 
 
 @pytest.fixture

@@ -527,7 +527,13 @@ def _ui(args: argparse.Namespace) -> int:
         written = FeedbackStore.beside(_data_dir(args) or args.store).export(args.export_feedback)
         print(f"wrote {written} training examples to {args.export_feedback}")
         return 0
-    store = Path(args.store) if is_folder(args.store) else args.store
+    if is_folder(args.store):
+        store = Path(args.store)
+    else:  # a server store: reach it now, so that a wrong address or credentials is one line, not a broken page
+        from corpusqa.indexing.store.location import open_store
+
+        open_store(args.store).close()
+        store = args.store
     settings = UISettings(store, args.max_upload_mb, given(args, ReadOptions), _data_dir(args))
     return serve(settings, args.host, args.port)
 

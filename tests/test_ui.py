@@ -417,6 +417,7 @@ def test_corpusqa_ui_serves_on_localhost_unless_told(tmp_path, monkeypatch):
     assert served[0][0].options == {} and served[1][0].options == {"no_answer_threshold": 0.0}
 
 
-def test_corpusqa_ui_needs_a_store_folder(capsys):
-    assert main(["ui", "--store", "es://localhost:9200/docs"]) == 2
-    assert "needs a store folder" in capsys.readouterr().err
+def test_corpusqa_ui_on_an_unreachable_elasticsearch_store_is_one_line_before_any_page(capsys):
+    assert main(["ui", "--store", "es://127.0.0.1:9/docs"]) == 2  # port 9: nothing listens there
+    err = capsys.readouterr().err
+    assert err.startswith("corpusqa ui: error:") and "127.0.0.1:9" in err and len(err.strip().splitlines()) == 1

@@ -731,6 +731,8 @@ def _quiet_libraries() -> None:
     handler.setLevel(logging.WARNING)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", handlers=[handler])
     logging.getLogger("pypdf").setLevel(logging.ERROR)
+    # the Elasticsearch client logs each retry with a traceback; the store reports the outcome in one line
+    logging.getLogger("elastic_transport").setLevel(logging.CRITICAL)
     # torch's note on a checkpoint's pickle protocol, printed before it refuses the weights (see _refused_weights)
     warnings.filterwarnings("ignore", message=r"Detected pickle protocol \d+ in the checkpoint")
     # deprecation notes on arguments Haystack's cross-encoder ranker still passes

@@ -3,6 +3,7 @@ Elasticsearch store (its URLs are specified in test_store_elasticsearch.py); any
 URL is refused, in one line."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -46,6 +47,8 @@ def test_the_search_page_and_the_server_keep_uploads_beside_an_elasticsearch_sto
 ):
     started = []
     monkeypatch.setattr(launcher, lambda settings, host, port: started.append(settings) or 0)
+    # `corpusqa ui` reaches a server store before starting the page; there is no server here
+    monkeypatch.setattr("corpusqa.indexing.store.location.open_store", lambda location: SimpleNamespace(close=lambda: None))
     monkeypatch.delenv("CORPUSQA_TOKEN", raising=False)
     assert main([command, "--store", "es://localhost:9200/docs"]) == 0
     assert main([command, "--store", "es://localhost:9200/docs", "--data-dir", str(tmp_path / "data")]) == 0

@@ -38,7 +38,7 @@ from haystack_integrations.document_stores.elasticsearch import ElasticsearchDoc
 from .. import filters as _filters
 from ..contract import FileRecord, Finding, StoreError, StoreStats
 from ..roots import outermost
-from . import requests
+from . import bodies
 from .endpoint import Endpoint, client_options, has_credentials
 from .errors import FAILURES, explained
 from .names import FILES_SUFFIX
@@ -96,7 +96,7 @@ class ElasticsearchStore:
         self._client = Elasticsearch(**options)
         hosts, api_key = options.pop("hosts"), options.pop("api_key", None)
         self.documents = ElasticsearchDocumentStore(
-            hosts=hosts, index=self.index, custom_mapping=requests.passage_mappings(None), api_key=api_key,
+            hosts=hosts, index=self.index, custom_mapping=bodies.passage_mappings(None), api_key=api_key,
             api_key_id=None, **options,
         )  # fmt: skip
         self._bulk = False
@@ -115,9 +115,9 @@ class ElasticsearchStore:
     def _open(self) -> None:
         """Connect, then check or create the passage index and the file-record index."""
         self._client.info()
-        created = self._ensure(self.index, requests.index_settings(self.endpoint), requests.passage_mappings(self.embedding_dim))
+        created = self._ensure(self.index, bodies.index_settings(self.endpoint), bodies.passage_mappings(self.embedding_dim))
         try:
-            self._ensure(self.files_index, requests.files_settings(self.endpoint), requests.files_mappings())
+            self._ensure(self.files_index, bodies.files_settings(self.endpoint), bodies.files_mappings())
         except BaseException:
             if created:  # leave the server as it was: no passage index without its companion
                 self._client.options(ignore_status=404).indices.delete(index=self.index)
@@ -138,14 +138,14 @@ class ElasticsearchStore:
                                  f"({answer.body.get('error', {}).get('reason', answer.body)})")  # fmt: skip
         found = self._mappings(index)
         wanted = {**mappings, "properties": {k: v for k, v in mappings["properties"].items() if k != "embedding"}}
-        problem = requests.mapping_problem(found, wanted)
+        problem = bodies.mapping_problem(found, wanted)
         if problem is not None:
             raise StoreError(f"store {self.location}: index {index!r} exists with another mapping ({problem}); "
                              "give another index name, or delete that index")  # fmt: skip
         return False
 
     def _mapped_dimension(self) -> int | None:
-        return requests.mapped_dimension(self._mappings(self.index))
+        return bodies.mapped_dimension(self._mappings(self.index))
 
     def _mappings(self, index: str) -> dict[str, Any]:
         """The mappings of ``index`` (answered under the concrete index's name, which an alias is not)."""
@@ -171,7 +171,7 @@ class ElasticsearchStore:
         Elasticsearch stops at 10,000 documents)."""
         if filters:
             _filters.validate(filters)
-        return [requests.passage(hit) for hit in self._scan(self.index, requests.filter_query(filters), ["id"])]
+        return [bodies.passage(hit) for hit in self._scan(self.index, bodies.filter_query(filters), ["id"])]
 
     @_explained
     def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
@@ -193,8 +193,8 @@ class ElasticsearchStore:
             _filters.validate(filters)
         if top_k < 1:
             return []
-        hits = self._client.search(index=self.index, **requests.bm25_body(query, top_k, filters))["hits"]["hits"]
-        return [requests.passage(hit, hit["_score"]) for hit in hits]
+        hits = self._client.search(index=self.index, **bodies.bm25_body(query, top_k, filters))["hits"]["hits"]
+        return [bodies.passage(hit, hit["_score"]) for hit in hits]
 
     @_explained
     def dense(
@@ -212,9 +212,9 @@ class ElasticsearchStore:
             raise ValueError(f"The query embedding has {len(query)} dimensions, the store's {dim}")
         if top_k < 1:
             return []
-        body = requests.knn_body(query.tolist(), min(top_k, requests.MAX_CANDIDATES), filters)
+        body = bodies.knn_body(query.tolist(), min(top_k, bodies.MAX_CANDIDATES), filters)
         hits = self._client.search(index=self.index, **body)["hits"]["hits"]
-        return [requests.passage(hit, requests.cosine(hit["_score"])) for hit in hits]
+        return [bodies.passage(hit, bodies.cosine(hit["_score"])) for hit in hits]
 
     # -- files ----------------------------------------------------------------------------------------
 
@@ -222,15 +222,15 @@ class ElasticsearchStore:
     def file_record(self, path: str) -> FileRecord | None:
         """Read by id, so a record is seen as soon as it is written (searches wait for a refresh)."""
         try:
-            found = self._client.get(index=self.files_index, id=requests.record_id("file", path))
+            found = self._client.get(index=self.files_index, id=bodies.record_id("file", path))
         except NotFoundError:
             return None
-        return requests.file_record(found["_source"])
+        return bodies.file_record(found["_source"])
 
     @_explained
     def files(self) -> list[FileRecord]:
         query = {"term": {"kind": "file"}}
-        return [requests.file_record(hit["_source"]) for hit in self._scan(self.files_index, query, ["path"])]
+        return [bodies.file_record(hit["_source"]) for hit in self._scan(self.files_index, query, ["path"])]
 
     @_explained
     def replace_files(self, batch: list[tuple[FileRecord, list[Document]]]) -> None:
@@ -246,11 +246,11 @@ class ElasticsearchStore:
             return
         passages = [d for _, documents in batch for d in documents]
         self._add_vector_field(passages)
-        self._write([{"_index": self.index, "_id": d.id, "_source": requests.source(d)} for d in passages])
+        self._write([{"_index": self.index, "_id": d.id, "_source": bodies.source(d)} for d in passages])
         for paths in _chunks([record.path for record, _ in batch], TERMS):
             chunk = set(paths)
             keep = [d.id for d in passages if d.meta["file_path"] in chunk]
-            self._client.delete_by_query(index=self.index, query=requests.stale_passages(paths, keep), conflicts="proceed")
+            self._client.delete_by_query(index=self.index, query=bodies.stale_passages(paths, keep), conflicts="proceed")
         now = time.time()
         records = [FileRecord(r.path, r.content_hash, r.size, r.mtime, len(documents), now) for r, documents in batch]
         self._write([self._record_action(r) for r in records])
@@ -263,7 +263,7 @@ class ElasticsearchStore:
         for chunk in _chunks(paths, TERMS):
             query = {"terms": {"file_path": chunk}}
             removed += self._client.delete_by_query(index=self.index, query=query, conflicts="proceed")["deleted"]
-        deletions = [{"_op_type": "delete", "_index": self.files_index, "_id": requests.record_id("file", p)}
+        deletions = [{"_op_type": "delete", "_index": self.files_index, "_id": bodies.record_id("file", p)}
                      for p in paths]  # fmt: skip
         self._write(deletions, ignore_status=404)
         self._refresh()
@@ -273,9 +273,9 @@ class ElasticsearchStore:
     def record_roots(self, paths: Iterable[str | Path]) -> None:
         recorded = self.roots()
         kept = outermost(paths, recorded)
-        actions = [{"_op_type": "delete", "_index": self.files_index, "_id": requests.record_id("root", p)}
+        actions = [{"_op_type": "delete", "_index": self.files_index, "_id": bodies.record_id("root", p)}
                    for p in recorded if p not in kept]  # fmt: skip
-        actions += [{"_index": self.files_index, "_id": requests.record_id("root", p),
+        actions += [{"_index": self.files_index, "_id": bodies.record_id("root", p),
                      "_source": {"kind": "root", "path": p}} for p in kept if p not in recorded]  # fmt: skip
         self._write(actions, ignore_status=404)
         self._client.indices.refresh(index=self.files_index)  # roots are read by search
@@ -290,7 +290,7 @@ class ElasticsearchStore:
         order = [{"file_path": {"order": "asc", "missing": "_first"}}, "id"]
         batch: list[Document] = []
         for hit in self._scan(self.index, {"match_all": {}}, order, page=batch_size):
-            batch.append(requests.passage(hit))
+            batch.append(bodies.passage(hit))
             if len(batch) == batch_size:
                 yield batch
                 batch = []
@@ -311,14 +311,14 @@ class ElasticsearchStore:
     def stats(self) -> StoreStats:
         """The contract's stats; ``documents`` and per-type ``files`` are exact below 40,000 distinct values
         (Elasticsearch counts distinct values approximately above), ``disk_bytes`` the primary shards' size."""
-        found = self._client.search(index=self.index, **requests.stats_body())
+        found = self._client.search(index=self.index, **bodies.stats_body())
         aggregations, passages = found["aggregations"], found["hits"]["total"]["value"]
         file_types = {
-            (None if bucket["key"] == requests.NO_FILE_TYPE else bucket["key"]):
+            (None if bucket["key"] == bodies.NO_FILE_TYPE else bucket["key"]):
                 {"files": bucket["files"]["value"], "passages": bucket["doc_count"]}
             for bucket in aggregations["file_types"]["buckets"]
         }  # fmt: skip
-        records = self._client.search(index=self.files_index, **requests.files_stats_body())
+        records = self._client.search(index=self.files_index, **bodies.files_stats_body())
         dim, embedded = self._vector_dimension(), aggregations["embedded"]["doc_count"]
         sizes = self._client.indices.stats(index=f"{self.index},{self.files_index}", metric="store")["indices"]
         return {
@@ -391,7 +391,7 @@ class ElasticsearchStore:
         counts: dict[str, int] = {}
         after = None
         while True:
-            page = self._client.search(index=self.index, **requests.file_counts_body(after))["aggregations"]["files"]
+            page = self._client.search(index=self.index, **bodies.file_counts_body(after))["aggregations"]["files"]
             counts.update({bucket["key"]["path"]: bucket["doc_count"] for bucket in page["buckets"]})
             after = page.get("after_key")
             if after is None or not page["buckets"]:
@@ -441,7 +441,7 @@ class ElasticsearchStore:
         if self._vector_dimension() is None:
             dim = next((len(d.embedding) for d in documents if d.embedding is not None), None)
             if dim is not None:
-                self._client.indices.put_mapping(index=self.index, properties={"embedding": requests.vector_mapping(dim)})
+                self._client.indices.put_mapping(index=self.index, properties={"embedding": bodies.vector_mapping(dim)})
                 self._dim = dim
 
     def _vector_dimension(self) -> int | None:
@@ -451,8 +451,8 @@ class ElasticsearchStore:
         return self._dim
 
     def _record_action(self, record: FileRecord) -> dict[str, Any]:
-        return {"_index": self.files_index, "_id": requests.record_id("file", record.path),
-                "_source": requests.file_document(record)}  # fmt: skip
+        return {"_index": self.files_index, "_id": bodies.record_id("file", record.path),
+                "_source": bodies.file_document(record)}  # fmt: skip
 
     def _write(self, actions: list[dict[str, Any]], ignore_status: int | tuple[int, ...] = ()) -> None:
         """Bulk ``actions``, retrying documents turned away while Elasticsearch is busy (429) with back-off;

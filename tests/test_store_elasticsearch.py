@@ -16,7 +16,7 @@ import elastic_transport
 import pytest
 from corpusqa.indexing.store import StoreError
 from corpusqa.indexing.store.es import ElasticsearchStore
-from corpusqa.indexing.store.es import requests as es_requests
+from corpusqa.indexing.store.es import bodies
 from corpusqa.indexing.store.es import store as es_store
 from corpusqa.indexing.store.es.endpoint import Endpoint, client_options
 from corpusqa.indexing.store.es.names import index_name_problem
@@ -237,7 +237,7 @@ def test_the_embedders_dimension_maps_the_vector_field_for_cosine_knn(server):
     [
         ({"properties": {"content": {"type": "text"}, "embedding": {"type": "dense_vector"}}},
          "it was not created by corpusqa"),
-        (es_requests.passage_mappings(None) | {"properties": {**es_requests.passage_mappings(None)["properties"],
+        (bodies.passage_mappings(None) | {"properties": {**bodies.passage_mappings(None)["properties"],
                                                               "file_path": {"type": "text"}}},
          "its field 'file_path' has type 'text', not 'keyword'"),
     ],
@@ -253,7 +253,7 @@ def test_an_existing_index_with_another_mapping_is_refused_before_anything_is_wr
 
 
 def test_an_existing_index_of_another_dimension_is_refused(server):
-    server.mappings |= {"docs": es_requests.passage_mappings(768), "docs-files": es_requests.files_mappings()}
+    server.mappings |= {"docs": bodies.passage_mappings(768), "docs-files": bodies.files_mappings()}
     with pytest.raises(StoreError, match="index 'docs' holds 768-d embeddings, not 384-d"):
         ElasticsearchStore("es://localhost:9200/docs", embedding_dim=384)
     store = ElasticsearchStore("es://localhost:9200/docs")
@@ -328,7 +328,7 @@ def test_replace_files_writes_passages_then_drops_stale_ones_then_the_record(ser
     assert names(server.client) == ["indices.put_mapping", "bulk_write", "delete_by_query", "bulk_write",
                                     "indices.refresh"]  # fmt: skip
     assert calls(server.client, "indices.put_mapping")[0].kwargs == {
-        "index": "docs", "properties": {"embedding": es_requests.vector_mapping(8)}}
+        "index": "docs", "properties": {"embedding": bodies.vector_mapping(8)}}
     written, recorded = (call.kwargs for call in calls(server.client, "bulk_write"))
     assert [(a["_index"], a["_id"]) for a in written["actions"]] == [("docs", d.id) for d in documents]
     source = written["actions"][0]["_source"]
@@ -339,7 +339,7 @@ def test_replace_files_writes_passages_then_drops_stale_ones_then_the_record(ser
     assert stale["query"] == {"bool": {"filter": [{"terms": {"file_path": ["/d/a.txt"]}}],
                                        "must_not": [{"ids": {"values": [d.id for d in documents]}}]}}  # fmt: skip
     [action] = recorded["actions"]
-    assert action["_index"] == "docs-files" and action["_id"] == es_requests.record_id("file", "/d/a.txt")
+    assert action["_index"] == "docs-files" and action["_id"] == bodies.record_id("file", "/d/a.txt")
     assert {k: action["_source"][k] for k in ("kind", "path", "content_hash", "passages")} == {
         "kind": "file", "path": "/d/a.txt", "content_hash": "h2", "passages": 2}
 
@@ -401,7 +401,7 @@ def test_bm25_searches_the_content_alone_without_fuzziness_under_the_filters(ser
 
 
 def test_dense_asks_for_the_nearest_among_the_filtered_and_scores_cosine(server):
-    server.mappings |= {"docs": es_requests.passage_mappings(8), "docs-files": es_requests.files_mappings()}
+    server.mappings |= {"docs": bodies.passage_mappings(8), "docs-files": bodies.files_mappings()}
     store = ElasticsearchStore("es://localhost:9200/docs")
     server.client.search.return_value = {"hits": {"hits": [{"_score": 0.975, "_source": {"id": "p", "content": "x"}}]}}
     types = {"field": "meta.file_type", "operator": "in", "value": ["pdf", "md"]}
@@ -410,8 +410,8 @@ def test_dense_asks_for_the_nearest_among_the_filtered_and_scores_cosine(server)
     knn = server.client.search.call_args.kwargs["knn"]
     assert knn == {"field": "embedding", "query_vector": unit(2), "k": 20, "num_candidates": 200,
                    "filter": {"bool": {"must": {"terms": {"file_type": ["pdf", "md"]}}}}}  # fmt: skip
-    assert es_requests.knn_body(unit(0), 1, None)["knn"]["num_candidates"] == 100
-    assert es_requests.knn_body(unit(0), 5000, None)["knn"]["num_candidates"] == 10_000
+    assert bodies.knn_body(unit(0), 1, None)["knn"]["num_candidates"] == 100
+    assert bodies.knn_body(unit(0), 5000, None)["knn"]["num_candidates"] == 10_000
 
 
 def test_filters_translate_prefix_anywhere_and_the_rest_as_elasticsearch_haystack_does():
@@ -419,7 +419,7 @@ def test_filters_translate_prefix_anywhere_and_the_rest_as_elasticsearch_haystac
     folder = {"field": "meta.file_path", "operator": "prefix", "value": "/d/"}
     tree = {"operator": "AND", "conditions": [not_title, {"operator": "NOT", "conditions": [folder]},
                                               {"operator": "OR", "conditions": [folder, not_title]}]}
-    assert es_requests.es_filter(tree) == {"bool": {"must": [
+    assert bodies.es_filter(tree) == {"bool": {"must": [
         {"bool": {"must": {"bool": {"must_not": {"term": {"title": "Rome"}}}}}},
         {"bool": {"must_not": [{"bool": {"must": [{"prefix": {"file_path": "/d/"}}]}}]}},
         {"bool": {"should": [{"prefix": {"file_path": "/d/"}},
@@ -429,12 +429,12 @@ def test_filters_translate_prefix_anywhere_and_the_rest_as_elasticsearch_haystac
 
 
 def test_a_stores_own_mapping_is_no_difference():
-    for mappings in (es_requests.passage_mappings(None), es_requests.passage_mappings(384)):
-        assert es_requests.mapping_problem(mappings, es_requests.passage_mappings(None)) is None
-    assert es_requests.mapping_problem(es_requests.files_mappings(), es_requests.files_mappings()) is None
-    dot = es_requests.passage_mappings(None)
+    for mappings in (bodies.passage_mappings(None), bodies.passage_mappings(384)):
+        assert bodies.mapping_problem(mappings, bodies.passage_mappings(None)) is None
+    assert bodies.mapping_problem(bodies.files_mappings(), bodies.files_mappings()) is None
+    dot = bodies.passage_mappings(None)
     dot["properties"]["embedding"] = {"type": "dense_vector", "dims": 8, "similarity": "dot_product"}
-    assert "not a dense_vector by cosine" in es_requests.mapping_problem(dot, es_requests.passage_mappings(None))
+    assert "not a dense_vector by cosine" in bodies.mapping_problem(dot, bodies.passage_mappings(None))
 
 
 def test_a_query_pipeline_points_its_retrievers_at_the_elasticsearch_store(server):

@@ -174,13 +174,53 @@ def auto_batch_size(reader: ReaderModel) -> int:
     return 64 if reader.device.type == "cuda" else 8
 
 
+#: Converted tables keep cells apart with " | " (Markdown tables, and HTML and DOCX tables as indexed).
+_CELL_DELIMITER = "|"
+#: Sentence punctuation that follows an answer rather than belongs to it ("the default is 8.").
+_TRAILING_PUNCTUATION = ".,;:!?"
+#: Marks that mean nothing as a word of their own at an answer's edge: dashes, bullets, prompts, sentence
+#: punctuation ("- 6", "* filename completion", "# update-mime-database"); not units or operators ("0.1 %").
+_BARE_MARKS = frozenset("-\u2013\u2014\u2022*#.,;:!?")
+_OPENING, _CLOSING = "([{", ")]}"
+#: What a Markdown table's rule row ("|---|:---:|") is made of, deleted by ``str.translate``.
+_TABLE_RULE = str.maketrans("", "", "|-:")
+
+
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:
-    """Trim white space a token's offsets may include (SentencePiece-style pieces carry their leading space)."""
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
+    """Trim an answer span to its words by moving its ends inwards (``text[start:end]`` stays the answer).
+
+    Goes: white space a token's offsets may include (SentencePiece-style pieces carry their leading space);
+    table delimiters at either end ("| 4.5", "674 MiB |"); a dash, bullet or sentence mark standing alone at
+    either end ("- 6", "* filename completion"; a unit stays: "0.1 %"); sentence punctuation after the last
+    word ("8."); a bracket whose partner lies outside the span ("2.2)", "(see"). Punctuation goes only while
+    a letter or digit is left, so an answer that is all punctuation ("~=") stays whole, and punctuation
+    inside a word ("-6", ".xz") is the answer's. A span of table markup alone ("|", "|---|---|") ends empty:
+    no answer.
+    """
+    markup = _CELL_DELIMITER in text[start:end]
+    while True:
+        before = start, end
+        while start < end and (text[start].isspace() or text[start] == _CELL_DELIMITER):
+            start += 1
+        while end > start and (text[end - 1].isspace() or text[end - 1] == _CELL_DELIMITER):
+            end -= 1
+        span = text[start:end]
+        if any(c.isalnum() for c in span):
+            words = span.split()
+            if _BARE_MARKS.issuperset(words[0]):
+                start = text.index(words[1], start + len(words[0]))
+            elif _BARE_MARKS.issuperset(words[-1]):
+                end = text.rindex(words[-2], start, end - len(words[-1])) + len(words[-2])
+            elif span[-1] in _TRAILING_PUNCTUATION:
+                end -= 1
+            elif span[-1] in _CLOSING and span.count(_OPENING[_CLOSING.index(span[-1])]) < span.count(span[-1]):
+                end -= 1
+            elif span[0] in _OPENING and span.count(_CLOSING[_OPENING.index(span[0])]) < span.count(span[0]):
+                start += 1
+        elif markup and not span.translate(_TABLE_RULE).strip():
+            return start, start
+        if (start, end) == before:
+            return start, end
 
 
 def span_key(candidate: Candidate) -> tuple:

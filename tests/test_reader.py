@@ -254,3 +254,55 @@ def test_overlap_is_judged_in_file_coordinates_across_overlapping_passages():
     found = [_candidate(first, "42", 4.0), _candidate(second, "42 exactly", 3.0), _candidate(second, "Delta", 1.0)]
     answers = rank("What?", found, 0.0, ReadOptions(top_k=10, no_answer=False))
     assert [a.data for a in answers] == ["42", "Delta"]
+
+
+TABLE_PASSAGE = (
+    "The following table summarises the presets:\n"
+    "| Preset | DictSize | CompCPU | CompMem | DecMem |\n"
+    "|---|---|---|---|---|\n"
+    "| -0 | 256 KiB | 0 | 3 MiB | 1 MiB |\n"
+    "| -6 | 8 MiB | 6 | 94 MiB | 9 MiB |\n"
+    "| -9 | 64 MiB | 6 | 674 MiB | 65 MiB |\n"
+    "The default is -6. Memory (see above) is given in MiB; ratios are 4.5, 2.0 and 1.2.\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("span", "trimmed"),
+    [
+        ("| 4.5", "4.5"),
+        ("674 MiB |", "674 MiB"),
+        ("| -9 |", "-9"),
+        ("|\n| -0", "-0"),
+        ("is -6.", "is -6"),
+        ("MiB;", "MiB"),
+        ("above) is", "above) is"),  # a bracket opened inside the span stays
+        ("4.5, 2.0 and 1.2.\n", "4.5, 2.0 and 1.2"),
+        ("see above)", "see above"),
+        ("(see", "see"),
+        ("- 6 |", "6"),
+        ("* filename completion", "filename completion"),
+        ("0.1 %", "0.1 %"),  # a unit standing alone is the answer's
+        ("-6", "-6"),  # punctuation that is part of the answer's first word stays
+        ("|---|", ""),  # nothing but delimiters: no answer
+        ("~=", "~="),  # an answer that is all punctuation stays whole
+    ],
+)
+def test_answer_spans_do_not_start_or_end_with_table_delimiters_or_bare_punctuation(span, trimmed):
+    from corpusqa.reader.core import _strip
+
+    text = f"x {span} y"
+    start, end = _strip(text, 2, 2 + len(span))
+    assert text[start:end] == trimmed
+    assert 2 <= start <= end <= 2 + len(span), "only the ends move inwards: offsets stay exact"
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_answers_read_from_a_table_are_cells_not_delimiters(readers, arch):
+    answers = read(readers[arch], "How much memory?", [Document(content=TABLE_PASSAGE)], ReadOptions(top_k=300, merge_overlapping=False, n_best_per_window=300))
+    spans = [a for a in answers if a.data is not None]
+    assert len(spans) > 100
+    for answer in spans:
+        assert answer.data == TABLE_PASSAGE[answer.document_offset.start : answer.document_offset.end]
+        assert answer.data[0] != "|" and answer.data[-1] != "|", answer.data
+        assert answer.data[-1] not in ".,;:" or not any(c.isalnum() for c in answer.data), answer.data

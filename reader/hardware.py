@@ -6,8 +6,8 @@ user (or a benchmark) caps oneDNN at an instruction set, the features above it a
 matrix kernels will not use them.
 
 Measured policies (benchmarks/reader_speed.py, benchmarks/train_step.py; numbers in docs/performance.md):
-  * Inference runs in bf16 on CPUs with AMX tiles, where it is about twice as fast as fp32. Without AMX it stays
-    fp32 unless a measurement says otherwise.
+  * Inference runs in bf16 on CPUs with AMX tiles, where it is about twice as fast as fp32. Without AMX the reader
+    runs int8 weights through ONNX Runtime (``reader/onnx_int8.py``) when it is installed, else fp32.
   * Training autocasts to bf16 on CPUs with bf16 arithmetic (AMX, or AVX-512 BF16 as on AMD Zen 4): a MiniLM step
     took 4.48 s in bf16 against 6.87 s in fp32 on a 2-core Zen 4. Master weights stay fp32.
 """
@@ -15,6 +15,7 @@ Measured policies (benchmarks/reader_speed.py, benchmarks/train_step.py; numbers
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,11 @@ class CpuFeatures:
     avx512_vnni: bool = False  # int8 dot products
     avx512_bf16: bool = False  # bf16 dot products (Cooper Lake, AMD Zen 4 and later)
     amx_bf16: bool = False  # bf16 matrix tiles (Intel Sapphire Rapids and later)
+
+    @property
+    def int8_dot_products(self) -> bool:
+        """int8 matmuls accumulate without saturating 16-bit sums (VNNI; AMX CPUs have it too)."""
+        return self.avx512_vnni or self.amx_bf16
 
     @property
     def bf16_arithmetic(self) -> bool:
@@ -73,16 +79,41 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def inference_dtype(device: torch.device) -> torch.dtype:
-    """Half precision where the hardware has fast matrix units for it (CUDA; CPUs with AMX), else fp32."""
+#: What a reader can run in: torch in one of three float dtypes, or ONNX Runtime with int8 weights (CPU only).
+PRECISIONS = ("float32", "bfloat16", "float16", "int8")
+
+
+def int8_available() -> bool:
+    """ONNX Runtime, which runs the int8 models, is installed."""
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def inference_precision(device: torch.device) -> str:
+    """What ``auto`` means for a reader on ``device``: bf16 on CUDA with bf16 (else fp16) and on CPUs with AMX;
+    on other CPUs int8 through ONNX Runtime when it is installed, else fp32."""
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if device.type == "cpu" and cpu_features().amx_bf16 else torch.float32
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if device.type != "cpu":
+        return "float32"
+    if cpu_features().amx_bf16:
+        return "bfloat16"
+    return "int8" if int8_available() else "float32"
+
+
+def resolve_precision(precision: str | None, device: torch.device) -> str:
+    """``auto`` (or None) resolved by ``inference_precision``; any other name checked, int8 on CPUs only."""
+    if precision in (None, "auto"):
+        return inference_precision(device)
+    if precision not in PRECISIONS:
+        raise ValueError(f"dtype must be auto or one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "int8" and device.type != "cpu":
+        raise ValueError(f"dtype int8 runs on the CPU only, not on {device}; use bfloat16 or float16 there")
+    return precision
 
 
 def embeds_in_bf16(device: torch.device) -> bool:
-    """Whether sentence embedding on ``device`` runs under bf16 autocast (the CPU rule of ``inference_dtype``)."""
-    return device.type == "cpu" and inference_dtype(device) == torch.bfloat16
+    """Whether sentence embedding on ``device`` runs under bf16 autocast: on CPUs with AMX, as the reader."""
+    return device.type == "cpu" and cpu_features().amx_bf16
 
 
 def training_autocast_dtype(device: torch.device, mixed_precision: bool = True) -> torch.dtype | None:

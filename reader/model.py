@@ -14,11 +14,12 @@ from pathlib import Path
 
 import torch
 from tokenizers import normalizers
-from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer
 
 from corpusqa.models import BUILTIN_READERS
 
-from .hardware import inference_dtype, resolve_device
+from .backend import ReaderBackend, make_backend
+from .hardware import resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +42,8 @@ class ReaderModel:
     """A loaded QA model with the facts about it that decoding needs."""
 
     name: str
-    model: PreTrainedModel
+    backend: ReaderBackend
     tokenizer: object
-    device: torch.device
     max_positions: int
     no_answer_threshold: float | None
     #: Per retriever (bm25, dense, hybrid): the no-answer threshold and retrieval weight tuned over a corpus.
@@ -53,30 +53,27 @@ class ReaderModel:
     def input_names(self) -> list[str]:
         return list(self.tokenizer.model_input_names)
 
+    @property
+    def device(self) -> torch.device:
+        return self.backend.device
 
-#: Names accepted for ``dtype`` (CLI, YAML); "auto" picks by hardware (``hardware.inference_dtype``).
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    if dtype in (None, "auto"):
-        return inference_dtype(device)
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be auto or one of {', '.join(DTYPES)}, not {dtype!r}")
-    return DTYPES[dtype]
+    @property
+    def precision(self) -> str:
+        """float32, bfloat16, float16 or int8: what the backend computes in."""
+        return self.backend.precision
 
 
 def load_reader_model(
     name_or_path: str | Path,
     device: str | torch.device | None = "auto",
-    dtype: str | torch.dtype | None = "auto",
+    dtype: str | None = "auto",
     token: str | None = None,
 ) -> ReaderModel:
     """Load tokenizer and QA model; refuse models without a trained QA head or without a fast tokenizer.
 
     ``name_or_path`` is a built-in reader's name (``corpusqa.models.BUILTIN_READERS``), a folder or a hub id.
+    ``dtype``: ``auto`` (the hardware module's choice), float32, bfloat16, float16, or int8 (ONNX Runtime on
+    the CPU; the quantized model is made on first use and cached, ``onnx_int8``).
 
     Safetensors weights are preferred (transformers' default); remote code is never trusted.
     """
@@ -109,12 +106,11 @@ def load_reader_model(
     match_casing_to_vocabulary(tokenizer, name)
 
     target = resolve_device(device)
-    model.to(device=target, dtype=resolve_dtype(dtype, target)).eval()
+    precision = resolve_precision(dtype, target)
     return ReaderModel(
         name=name,
-        model=model,
+        backend=make_backend(model, tokenizer.model_input_names, target, precision),
         tokenizer=tokenizer,
-        device=target,
         max_positions=usable_positions(config, tokenizer),
         no_answer_threshold=stored_no_answer_threshold(local) if local.exists() else None,
         corpus_settings=stored_corpus_settings(local) if local.exists() else {},

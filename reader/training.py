@@ -44,6 +44,7 @@ from .checkpoint import (
     truncate_curve,
     write_run_config,
 )
+from .backend import TorchBackend
 from .core import ReadOptions
 from .evaluation import evaluate_reader
 from .hardware import resolve_device, training_autocast_dtype
@@ -431,7 +432,7 @@ class _DevSample:
     def measure(self, loop: _Loop) -> dict[str, float]:
         """EM and F1 of the model as it stands, read as users read (``read``), under the training autocast."""
         reader = ReaderModel(
-            name="training", model=loop.model, tokenizer=self.tokenizer, device=loop.device,
+            name="training", backend=TorchBackend(loop.model, loop.device, "float32"), tokenizer=self.tokenizer,
             max_positions=usable_positions(loop.model.config, self.tokenizer), no_answer_threshold=None,
         )
         loop.model.eval()

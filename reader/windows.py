@@ -123,12 +123,10 @@ def run_windows(reader: ReaderModel, windows: Windows, batch_size: int) -> Itera
             attention[row, :n] = 1
             context[row, :n] = [sequence == 1 for sequence in encoding.sequence_ids]
         inputs = {"input_ids": ids, "attention_mask": attention, "token_type_ids": type_ids}
-        tensors = {k: torch.from_numpy(v).to(reader.device) for k, v in inputs.items() if k in names}
-        with torch.inference_mode():
-            output = reader.model(**tensors)
+        start_logits, end_logits = reader.backend({k: v for k, v in inputs.items() if k in names})
         yield WindowLogits(
             window_index=chunk,
-            start_logits=output.start_logits.float(),
-            end_logits=output.end_logits.float(),
+            start_logits=start_logits,
+            end_logits=end_logits,
             context_mask=torch.from_numpy(context).to(reader.device),
         )

@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ if _TESTS not in sys.path:  # only matters with --import-mode=importlib
 os.environ["HF_HUB_OFFLINE"] = "1"
 # Nor Haystack's usage telemetry, which the CLI turns off only if haystack is not imported before it.
 os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
+# Quantized readers are cached per test session, never in the user's cache.
+os.environ["CORPUSQA_CACHE"] = tempfile.mkdtemp(prefix="corpusqa-test-cache-")
 
 from tiny_models import ARCHITECTURES, build_tiny_model  # noqa: E402
 

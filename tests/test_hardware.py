@@ -30,18 +30,40 @@ def test_a_onednn_isa_cap_hides_the_features_above_it(cap, expected):
     assert parse_cpu_features(SAPPHIRE_RAPIDS, cap) == expected
 
 
-@pytest.mark.parametrize(("features", "inference", "training"), [
-    (CpuFeatures(avx2=True, avx512_vnni=True, avx512_bf16=True, amx_bf16=True), torch.bfloat16, torch.bfloat16),
-    (CpuFeatures(avx2=True, avx512_vnni=True, avx512_bf16=True), torch.float32, torch.bfloat16),
-    (CpuFeatures(avx2=True), torch.float32, None),
+@pytest.mark.parametrize(("features", "onnxruntime", "inference", "training"), [
+    (CpuFeatures(avx2=True, avx512_vnni=True, avx512_bf16=True, amx_bf16=True), True, "bfloat16", torch.bfloat16),
+    (CpuFeatures(avx2=True, avx512_vnni=True, avx512_bf16=True), True, "int8", torch.bfloat16),
+    (CpuFeatures(avx2=True, avx512_vnni=True, avx512_bf16=True), False, "float32", torch.bfloat16),
+    (CpuFeatures(avx2=True), True, "int8", None),
+    (CpuFeatures(avx2=True), False, "float32", None),
 ])
-def test_cpu_precision_policy(monkeypatch, features, inference, training):
+def test_cpu_precision_policy(monkeypatch, features, onnxruntime, inference, training):
     monkeypatch.setattr(hardware, "cpu_features", lambda: features)
+    monkeypatch.setattr(hardware, "int8_available", lambda: onnxruntime)
     cpu = torch.device("cpu")
-    assert hardware.inference_dtype(cpu) == inference
-    assert hardware.embeds_in_bf16(cpu) == (inference == torch.bfloat16)
+    assert hardware.inference_precision(cpu) == hardware.resolve_precision("auto", cpu) == inference
+    assert hardware.embeds_in_bf16(cpu) == (inference == "bfloat16")
     assert hardware.training_autocast_dtype(cpu) == training
     assert hardware.training_autocast_dtype(cpu, mixed_precision=False) is None
+
+
+def test_a_named_precision_is_kept_and_int8_is_for_cpus_only():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert hardware.resolve_precision("float32", cpu) == "float32"
+    assert hardware.resolve_precision("int8", cpu) == "int8"
+    with pytest.raises(ValueError, match="int8 runs on the CPU only"):
+        hardware.resolve_precision("int8", gpu)
+    with pytest.raises(ValueError, match="dtype must be auto or one of float32, bfloat16, float16, int8"):
+        hardware.resolve_precision("float8", cpu)
+
+
+def test_without_vnni_int8_weights_are_unsigned_so_avx2_sums_cannot_saturate(monkeypatch):
+    from corpusqa.reader import onnx_int8
+
+    monkeypatch.setattr(onnx_int8, "cpu_features", lambda: CpuFeatures(avx2=True))
+    assert onnx_int8.quantization_settings()["weight_type"] == "QUInt8"
+    monkeypatch.setattr(onnx_int8, "cpu_features", lambda: CpuFeatures(avx2=True, avx512_vnni=True))
+    assert onnx_int8.quantization_settings()["weight_type"] == "QInt8"
 
 
 def test_auto_device_is_the_cpu_without_a_gpu(monkeypatch):

@@ -212,13 +212,13 @@ def test_model_without_model_max_length_uses_its_position_limit(tmp_path):
 def test_dtype_is_chosen_by_hardware_unless_named(tiny_models):
     import torch
 
-    from corpusqa.reader.hardware import cpu_features
+    from corpusqa.reader.hardware import inference_precision
 
     auto = load_reader_model(tiny_models["electra"], device="cpu")
-    expected = torch.bfloat16 if cpu_features().amx_bf16 else torch.float32
-    assert next(auto.model.parameters()).dtype == expected
+    assert auto.precision == inference_precision(torch.device("cpu"))
     named = load_reader_model(tiny_models["electra"], device="cpu", dtype="float32")
-    assert next(named.model.parameters()).dtype == torch.float32
+    assert named.precision == "float32"
+    assert next(named.backend.model.parameters()).dtype == torch.float32
     with pytest.raises(ValueError, match="dtype must be auto or one of"):
         load_reader_model(tiny_models["electra"], device="cpu", dtype="float8")
 

@@ -1,0 +1,124 @@
+"""The int8 backend: the same answers as fp32 where the reader is sure, and a cache that is never stale."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+from haystack import Document
+
+from corpusqa.reader import onnx_int8
+from corpusqa.reader.backend import OnnxInt8Backend, TorchBackend
+from corpusqa.reader.core import read
+from corpusqa.reader.model import load_reader_model
+from corpusqa.reader.options import ReadOptions
+from shared_data import SAMPLE_DIR
+from tiny_models import ARCHITECTURES
+
+pytest.importorskip("onnxruntime")
+
+#: A top answer counts as clear when fp32 ranks it this many logits above the next span: ten times what int8
+#: moves a tiny model's logits (median 0.001), whose random weights give logits near 0.5 and margins near 0.01.
+CLEAR_MARGIN = 0.01
+
+
+def _sample(questions_per_paragraph: int = 1) -> tuple[list[str], list[list[Document]]]:
+    data = json.loads((SAMPLE_DIR / "dev-v1.1.json").read_text(encoding="utf-8"))["data"]
+    questions, passages = [], []
+    for article in data:
+        documents = [Document(content=p["context"]) for p in article["paragraphs"]]
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"][:questions_per_paragraph]:
+                questions.append(qa["question"])
+                passages.append(documents)
+    return questions, passages
+
+
+def _clear(answers) -> bool:
+    spans = [a for a in answers if a.data is not None]
+    if len(spans) < 2:
+        return bool(spans)
+    return spans[0].meta["answer_logit"] - spans[1].meta["answer_logit"] >= CLEAR_MARGIN
+
+
+def _top(answers):
+    best = next(a for a in answers if a.data is not None)
+    return best.document.id, best.document_offset.start, best.document_offset.end
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_int8_gives_fp32s_answers_and_offsets_where_the_margin_is_clear(tiny_models, arch):
+    fp32 = load_reader_model(tiny_models[arch], device="cpu", dtype="float32")
+    int8 = load_reader_model(tiny_models[arch], device="cpu", dtype="int8")
+    assert isinstance(int8.backend, OnnxInt8Backend) and isinstance(fp32.backend, TorchBackend)
+    questions, passages = _sample()
+    options = ReadOptions(top_k=3, no_answer=False)
+    expected, got = read(fp32, questions, passages, options), read(int8, questions, passages, options)
+    clear = [(e, g) for e, g in zip(expected, got) if _clear(e)]
+    assert len(clear) >= 10, "too few clear answers to compare"
+    assert [_top(e) for e, _ in clear] == [_top(g) for _, g in clear]
+
+
+def test_the_shipped_reader_in_int8_answers_as_in_fp32():
+    fp32 = load_reader_model("models/minilm-squad", device="cpu", dtype="float32")
+    int8 = load_reader_model("models/minilm-squad", device="cpu", dtype="int8")
+    questions, passages = _sample()
+    options = ReadOptions(top_k=1, no_answer=False)
+    expected = [a[0].data for a in read(fp32, questions, passages, options)]
+    got = [a[0].data for a in read(int8, questions, passages, options)]
+    same = sum(e == g for e, g in zip(expected, got))
+    assert same >= 0.85 * len(questions), f"{same} of {len(questions)} top answers equal"
+
+
+def _model(seed: int):
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)
+    return BertForQuestionAnswering(config).eval()
+
+
+NAMES = ["input_ids", "attention_mask", "token_type_ids"]
+OUTPUTS = ["start_logits", "end_logits"]
+
+
+def test_a_quantized_model_is_made_once_and_reused(monkeypatch, tmp_path):
+    monkeypatch.setenv(onnx_int8.CACHE_VARIABLE, str(tmp_path))
+    exports = []
+    real_export = onnx_int8.export_onnx
+    monkeypatch.setattr(onnx_int8, "export_onnx", lambda *a: exports.append(a) or real_export(*a))
+    first = onnx_int8.int8_model_file(_model(0), NAMES, OUTPUTS)
+    again = onnx_int8.int8_model_file(_model(0), NAMES, OUTPUTS)
+    assert first == again and len(exports) == 1
+    assert first.parent == tmp_path / "int8" and [p.name for p in first.parent.iterdir()] == [first.name]
+
+
+def test_changed_weights_never_reuse_a_stale_quantized_model(monkeypatch, tmp_path):
+    monkeypatch.setenv(onnx_int8.CACHE_VARIABLE, str(tmp_path))
+    model = _model(0)
+    before = onnx_int8.int8_model_file(model, NAMES, OUTPUTS)
+    with torch.no_grad():
+        model.qa_outputs.bias[0] += 1.0  # one number of the weights changed
+    after = onnx_int8.int8_model_file(model, NAMES, OUTPUTS)
+    assert after != before
+    ids = torch.randint(0, 64, (1, 8))
+    inputs = {"input_ids": ids.numpy(), "attention_mask": torch.ones_like(ids).numpy(),
+              "token_type_ids": torch.zeros_like(ids).numpy()}
+    old_start = onnx_int8.OnnxSession(before)(inputs)[0]
+    new_start = onnx_int8.OnnxSession(after)(inputs)[0]
+    assert new_start[0, 0] - old_start[0, 0] == pytest.approx(1.0, abs=0.05)
+
+
+def test_a_corrupt_cached_model_is_made_again(monkeypatch, tmp_path):
+    monkeypatch.setenv(onnx_int8.CACHE_VARIABLE, str(tmp_path))
+    model = _model(1)
+    path = onnx_int8.int8_model_file(model, NAMES, OUTPUTS)
+    path.write_bytes(path.read_bytes()[: 100])  # as if a disk filled up under an earlier version
+    session = onnx_int8.int8_session(model, NAMES, OUTPUTS)
+    ids = torch.randint(0, 64, (2, 8), generator=torch.Generator().manual_seed(random.randrange(100)))
+    start, end = session({"input_ids": ids.numpy(), "attention_mask": torch.ones_like(ids).numpy(),
+                          "token_type_ids": torch.zeros_like(ids).numpy()})
+    assert start.shape == end.shape == (2, 8)

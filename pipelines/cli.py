@@ -336,7 +336,7 @@ def _index(args: argparse.Namespace) -> int:
     from corpusqa.indexing.indexer import index_paths
     from corpusqa.indexing.store.location import open_store
 
-    with open_store(args.store) as store:
+    with open_store(args.store, create=True) as store:
         report = index_paths(
             args.paths, store, settings=_index_settings(args), embed=not args.no_embed, prune=args.prune,
             follow_symlinks=args.follow_symlinks, progress=_progress(args),
@@ -417,12 +417,13 @@ def _questions(path: Path) -> list[dict]:
 
 
 def _require_store(store: str) -> None:
-    """Fail before any model loads: on a location no store serves, or a store folder not made yet."""
-    from corpusqa.indexing.store.location import store_config
+    """Fail before any model loads: on a location no store serves, or a store folder not made yet (a server
+    store not made yet is refused when opened, without ``create``)."""
+    from corpusqa.indexing.store.location import no_store, store_config
 
     folder = store_config(store)["init_parameters"].get("path")
     if folder is not None and not Path(folder).is_dir():
-        raise UsageError(f"no store at {store}: index documents first (corpusqa index PATH --store {store})")
+        raise UsageError(no_store(store))
 
 
 def _retriever(args: argparse.Namespace) -> str:
@@ -431,7 +432,7 @@ def _retriever(args: argparse.Namespace) -> str:
     from corpusqa.indexing.store.location import open_store
     from corpusqa.pipelines.store_checks import choose_retrievers
 
-    with open_store(args.store) as store:
+    with open_store(args.store, create=False) as store:
         choice = choose_retrievers(store, args.store, [args.retriever] if args.retriever else None)
     if choice.note is not None:
         print(f"corpusqa ask: {choice.note}", file=sys.stderr)
@@ -461,7 +462,7 @@ def _store_check(args: argparse.Namespace) -> int:
         repairable = [f for f in findings if f.subject not in ("database", "files")]
         repair = "rebuilds the indexes from the database"
     else:
-        with open_store(args.store) as store:
+        with open_store(args.store, create=False) as store:
             findings = store.check()
         repairable = [f for f in findings if f.subject == "files"]
         repair = "removes the files whose passages are not all stored, for the next index run to read again"
@@ -479,7 +480,7 @@ def _store_repair(args: argparse.Namespace) -> int:
     if is_folder(args.store):
         done = repair_store(Path(args.store))
     else:
-        with open_store(args.store) as store:
+        with open_store(args.store, create=False) as store:
             done = store.repair()
     print("\n".join(done))
     return 0
@@ -492,7 +493,7 @@ def _store_copy(args: argparse.Namespace) -> int:
     if store_config(args.source) == store_config(args.target):
         raise UsageError(f"{args.source} and {args.target} are the same store")
     _require_store(args.source)
-    with open_store(args.source) as source, open_store(args.target) as target:
+    with open_store(args.source, create=False) as source, open_store(args.target, create=True) as target:
         report = copy_store(source, target, progress=_progress(args))
     print(report.summary())
     return 0
@@ -510,7 +511,7 @@ def _stats(args: argparse.Namespace) -> int:
     from corpusqa.pipelines.readable import stats_lines
 
     _require_store(args.store)
-    with open_store(args.store) as store:
+    with open_store(args.store, create=False) as store:
         stats = store.stats()
     if args.json:
         print(json.dumps(stats, indent=2, default=str))
@@ -534,10 +535,11 @@ def _ui(args: argparse.Namespace) -> int:
         return 0
     if is_folder(args.store):
         store = Path(args.store)
-    else:  # a server store: reach it now, so that a wrong address or credentials is one line, not a broken page
+    else:  # a server store: reach it now, so that a wrong address, credentials or index is one line, not a broken
+        # page; the page does not create an index (`corpusqa index` does)
         from corpusqa.indexing.store.location import open_store
 
-        open_store(args.store).close()
+        open_store(args.store, create=False).close()
         store = args.store
     settings = UISettings(store, args.max_upload_mb, given(args, ReadOptions), _data_dir(args))
     return serve(settings, args.host, args.port)
@@ -650,7 +652,7 @@ def _corpus_store(args: argparse.Namespace, datasets: list) -> int:
     from corpusqa.pipelines.open_eval import index_passages, squad_passages
 
     passages = squad_passages(datasets)
-    store = open_store(args.store)
+    store = open_store(args.store, create=True)  # a writer: the corpus is indexed here when the store is empty
     try:
         held = store.count_documents()
         if held == 0:
@@ -720,7 +722,7 @@ def _evaluated_retrievers(args: argparse.Namespace) -> list[str]:
     from corpusqa.pipelines.query import RETRIEVERS
     from corpusqa.pipelines.store_checks import choose_retrievers
 
-    with open_store(args.store) as store:
+    with open_store(args.store, create=False) as store:
         choice = choose_retrievers(store, args.store, args.retriever, default=RETRIEVERS)
     if choice.reason is not None:
         print(f"corpusqa eval open: {choice.reason}: evaluating bm25 only", file=sys.stderr)

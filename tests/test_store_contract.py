@@ -66,7 +66,8 @@ class StoreKind:
         else:
             from corpusqa.indexing.store.es import ElasticsearchStore
 
-            store = ElasticsearchStore(f"{ES_URL.rstrip('/')}/{self.index(which)}", embedding_dim=embedding_dim)
+            store = ElasticsearchStore(f"{ES_URL.rstrip('/')}/{self.index(which)}", embedding_dim=embedding_dim,
+                                       create=True)
         self.opened.append(store)
         return store
 

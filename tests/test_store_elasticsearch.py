@@ -14,7 +14,7 @@ from unittest.mock import MagicMock
 
 import elastic_transport
 import pytest
-from corpusqa.indexing.store import StoreError
+from corpusqa.indexing.store import EmbeddedDocumentStore, StoreError
 from corpusqa.indexing.store.es import ElasticsearchStore
 from corpusqa.indexing.store.es import bodies
 from corpusqa.indexing.store.es import store as es_store
@@ -23,6 +23,7 @@ from corpusqa.indexing.store.es.names import index_name_problem
 from corpusqa.indexing.store.location import open_store, store_config
 from corpusqa.pipelines.cli import main
 from corpusqa.pipelines.query import load_query_pipeline
+from corpusqa.pipelines.store_checks import store_problem
 from elasticsearch import AuthenticationException, AuthorizationException
 from haystack import Document
 from store_samples import passage, record, unit
@@ -198,20 +199,21 @@ def test_a_ca_bundle_for_a_plain_http_store_is_refused(tmp_path):
 def test_the_stores_serialised_form_holds_no_credential(server, monkeypatch):
     monkeypatch.setenv("CORPUSQA_ES_USER", "elastic")
     monkeypatch.setenv("CORPUSQA_ES_PASSWORD", SECRET)
-    store = ElasticsearchStore("es://localhost:9200/docs")
+    store = ElasticsearchStore("es://localhost:9200/docs", create=True)
     assert server.constructed[0]["basic_auth"] == ("elastic", SECRET)
     data = store.to_dict()
     assert data == {"type": "corpusqa.indexing.store.es.store.ElasticsearchStore",
                     "init_parameters": {"url": "es://localhost:9200/docs", "embedding_dim": None}}  # fmt: skip
     assert SECRET not in json.dumps(data) and SECRET not in repr(store)
-    assert ElasticsearchStore.from_dict(data).location == "es://localhost:9200/docs"
+    again = ElasticsearchStore.from_dict(data)
+    assert again.location == "es://localhost:9200/docs" and not again.create, "a loaded store never creates"
 
 
 # -- opening -------------------------------------------------------------------------------------------
 
 
 def test_opening_creates_the_passage_index_with_corpusqas_analysis_and_the_file_index(server):
-    ElasticsearchStore("es://localhost:9200/docs?shards=2&replicas=0")
+    ElasticsearchStore("es://localhost:9200/docs?shards=2&replicas=0", create=True)
     assert names(server.client)[:5] == ["info", "indices.exists", "indices.create", "indices.exists", "indices.create"]
     passages, files = (call.kwargs for call in calls(server.client, "indices.create"))
     assert passages["index"] == "docs" and files["index"] == "docs-files"
@@ -227,7 +229,7 @@ def test_opening_creates_the_passage_index_with_corpusqas_analysis_and_the_file_
 
 
 def test_the_embedders_dimension_maps_the_vector_field_for_cosine_knn(server):
-    ElasticsearchStore("es://localhost:9200/docs", embedding_dim=384)
+    ElasticsearchStore("es://localhost:9200/docs", embedding_dim=384, create=True)
     vector = calls(server.client, "indices.create")[0].kwargs["mappings"]["properties"]["embedding"]
     assert vector == {"type": "dense_vector", "dims": 384, "index": True, "similarity": "cosine"}
 
@@ -271,7 +273,7 @@ def test_an_index_made_but_whose_companion_cannot_be_is_removed_again(server):
 
     server.client.indices.create.side_effect = create
     with pytest.raises(StoreError, match=r"lack a privilege this needs on index 'docs' \(403: security_exception"):
-        ElasticsearchStore("es://localhost:9200/docs")
+        ElasticsearchStore("es://localhost:9200/docs", create=True)
     assert calls(server.client, "indices.delete")[0].kwargs == {"index": "docs"}
 
 
@@ -317,7 +319,7 @@ def test_a_certificate_that_does_not_verify_says_which_variable_to_set(server):
 
 @pytest.fixture
 def store(server):
-    return ElasticsearchStore("es://localhost:9200/docs")
+    return ElasticsearchStore("es://localhost:9200/docs", create=True)
 
 
 def test_replace_files_writes_passages_then_drops_stale_ones_then_the_record(server, store):
@@ -438,6 +440,81 @@ def test_a_stores_own_mapping_is_no_difference():
 
 
 def test_a_query_pipeline_points_its_retrievers_at_the_elasticsearch_store(server):
+    server.mappings |= {"docs": bodies.passage_mappings(8), "docs-files": bodies.files_mappings()}
     pipeline = load_query_pipeline("hybrid", "es://localhost:9200/docs")
     stores = [c.document_store for _, c in pipeline.retrieval.walk() if hasattr(c, "document_store")]
     assert len(stores) == 2 and all(s.location == "es://localhost:9200/docs" for s in stores)
+
+
+def test_a_query_pipeline_never_creates_the_index_it_reads(server):
+    with pytest.raises(Exception) as raised:
+        load_query_pipeline("bm25", "es://localhost:9200/docs")
+    assert store_problem("es://localhost:9200/docs", raised.value) == MISSING
+    assert "indices.create" not in names(server.client)
+
+
+# -- reading a store that is not there -----------------------------------------------------------------
+
+#: The line for an index not made yet: the index and the server named, what to do, no credential.
+MISSING = ("store es://localhost:9200/docs: no index 'docs' on Elasticsearch at http://localhost:9200; index a "
+           "folder into it first (corpusqa index PATH --store es://localhost:9200/docs)")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["stats"], ["stats", "--json"], ["ask", "Who built it?"], ["ask", "Who built it?", "--retriever", "bm25"],
+     ["ui"], ["store", "check"], ["store", "repair"]],
+)
+def test_readers_of_an_index_not_made_yet_say_so_in_one_line_and_create_nothing(server, monkeypatch, capsys,
+                                                                               command):
+    monkeypatch.setenv("CORPUSQA_ES_USER", "elastic")
+    monkeypatch.setenv("CORPUSQA_ES_PASSWORD", SECRET)
+    monkeypatch.setattr("corpusqa.ui.launch.serve", lambda *args: pytest.fail("the page started"))
+    assert main([*command, "--store", "es://localhost:9200/docs"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"corpusqa {command[0]}: error: {MISSING}\n" and SECRET not in err
+    assert not {"indices.create", "indices.put_mapping", "bulk_write"} & set(names(server.client))
+    assert server.mappings == {}
+
+
+def test_the_search_page_on_an_index_not_made_yet_says_so_and_creates_nothing(server, monkeypatch):
+    import streamlit as st
+    from corpusqa.ui.launch import APP, UISettings
+    from streamlit.testing.v1 import AppTest
+
+    for name, value in UISettings("es://localhost:9200/docs").environment().items():
+        monkeypatch.setenv(name, value)
+    st.cache_resource.clear()
+    page = AppTest.from_file(str(APP), default_timeout=120).run()
+    assert not page.exception, page.exception
+    assert [error.value for error in page.error] == [f"**The store cannot answer.** {MISSING}"]
+    assert server.mappings == {} and "indices.create" not in names(server.client)
+
+
+def test_an_index_whose_file_records_are_missing_is_refused_to_readers_too(server):
+    server.mappings["docs"] = bodies.passage_mappings(8)
+    with pytest.raises(StoreError, match="no index 'docs-files' on Elasticsearch at http://localhost:9200; index a"):
+        open_store("es://localhost:9200/docs", create=False)
+    assert "indices.create" not in names(server.client)
+
+
+def test_store_copy_reads_an_existing_source_and_creates_its_target(server, monkeypatch, tmp_path, capsys):
+    copied = []
+    monkeypatch.setattr("corpusqa.indexing.store.copy.copy_store",
+                        lambda source, target, progress: copied.append((source, target)) or SimpleNamespace(summary=str))  # fmt: skip
+    assert main(["store", "copy", "es://localhost:9200/docs", str(tmp_path / "copy")]) == 2
+    assert capsys.readouterr().err == f"corpusqa store: error: {MISSING}\n"
+    assert not (tmp_path / "copy").exists() and server.mappings == {} and copied == []
+    with EmbeddedDocumentStore(tmp_path / "source"):
+        pass
+    assert main(["store", "copy", str(tmp_path / "source"), "es://localhost:9200/docs"]) == 0
+    assert set(server.mappings) == {"docs", "docs-files"} and copied[0][1].location == "es://localhost:9200/docs"
+
+
+def test_index_creates_the_index_it_writes(server, monkeypatch, tmp_path):
+    given = []
+    monkeypatch.setattr("corpusqa.indexing.indexer.index_paths",
+                        lambda paths, store, **options: given.append(store) or SimpleNamespace(summary=str))  # fmt: skip
+    assert main(["index", str(tmp_path), "--store", "es://localhost:9200/docs", "--quiet"]) == 0
+    assert set(server.mappings) == {"docs", "docs-files"} and given[0].create
+    assert open_store("es://localhost:9200/docs", create=False).location == "es://localhost:9200/docs"

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from corpusqa.indexing.store import EmbeddedDocumentStore
+from corpusqa.indexing.store import EmbeddedDocumentStore, StoreError
 from corpusqa.indexing.store.location import open_store, store_config
 from corpusqa.pipelines.cli import main
 from corpusqa.pipelines.query import load_query_pipeline
@@ -25,6 +25,18 @@ def test_a_folder_is_the_embedded_store_for_the_cli_and_the_query_pipelines(tmp_
     pipeline = load_query_pipeline("hybrid", folder)
     stores = [c.document_store for _, c in pipeline.retrieval.walk() if hasattr(c, "document_store")]
     assert len(stores) == 2 and all(s.path == folder for s in stores)
+
+
+def test_a_reader_opening_a_store_folder_not_made_yet_is_refused_and_nothing_is_made(tmp_path):
+    folder = tmp_path / "not-yet"
+    with pytest.raises(StoreError) as raised:
+        open_store(folder, create=False)
+    assert str(raised.value) == f"no store at {folder}: index documents first (corpusqa index PATH --store {folder})"
+    assert not folder.exists()
+    with open_store(folder) as store:  # writers make it
+        assert store.count_documents() == 0
+    with open_store(folder, create=False) as store:
+        assert isinstance(store, EmbeddedDocumentStore)
 
 
 @pytest.mark.parametrize("location", ["es://", "es://host", "es:///docs", "es://host:port/docs", "es://host/a/b"])
@@ -48,7 +60,9 @@ def test_the_search_page_and_the_server_keep_uploads_beside_an_elasticsearch_sto
     started = []
     monkeypatch.setattr(launcher, lambda settings, host, port: started.append(settings) or 0)
     # `corpusqa ui` reaches a server store before starting the page; there is no server here
-    monkeypatch.setattr("corpusqa.indexing.store.location.open_store", lambda location: SimpleNamespace(close=lambda: None))
+    opened = []
+    monkeypatch.setattr("corpusqa.indexing.store.location.open_store",
+                        lambda location, create=True: opened.append(create) or SimpleNamespace(close=lambda: None))
     monkeypatch.delenv("CORPUSQA_TOKEN", raising=False)
     assert main([command, "--store", "es://localhost:9200/docs"]) == 0
     assert main([command, "--store", "es://localhost:9200/docs", "--data-dir", str(tmp_path / "data")]) == 0
@@ -59,5 +73,6 @@ def test_the_search_page_and_the_server_keep_uploads_beside_an_elasticsearch_sto
         (tmp_path / "store", tmp_path / "store"),
     ]
     if command == "ui":  # the page reads its settings from the environment the launcher gives it
+        assert opened == [False, False], "the page reads the server store: it never creates the index"
         again = UISettings.from_environment(started[1].environment())
         assert (again.store, again.folder) == ("es://localhost:9200/docs", (tmp_path / "data").resolve())

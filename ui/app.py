@@ -20,7 +20,7 @@ from haystack.dataclasses import ExtractedAnswer  # noqa: E402
 
 from corpusqa.indexing.indexer import IndexSettings  # noqa: E402
 from corpusqa.indexing.store.contract import CorpusStore, StoreStats  # noqa: E402
-from corpusqa.indexing.store.location import open_store as open_location  # noqa: E402
+from corpusqa.indexing.store.location import is_folder, open_store as open_location  # noqa: E402
 from corpusqa.pipelines.query import RETRIEVERS, QueryPipeline, Result, ask, load_query_pipeline  # noqa: E402
 from corpusqa.pipelines.store_checks import choose_retrievers, store_problem  # noqa: E402
 from corpusqa.reader.options import ReadOptions  # noqa: E402
@@ -39,7 +39,8 @@ CLOSEST_PASSAGES = 3
 
 @st.cache_resource(show_spinner="Opening the store…")
 def open_store(location: str) -> CorpusStore:
-    return open_location(location)
+    """The store; a folder not made yet is made (uploads fill it), a server index is not (`corpusqa index`)."""
+    return open_location(location, create=is_folder(location))
 
 
 @st.cache_resource(show_spinner="Loading the retriever and the reader (once)…")

@@ -5,9 +5,9 @@ Two indexes: ``INDEX`` holds the passages (as elasticsearch-haystack stores Docu
 the embedding in ``embedding``), ``INDEX-files`` one document per file record and per recorded root.
 Haystack's DocumentStore methods (``write_documents``, ``delete_documents``, ``count_documents``) are
 elasticsearch-haystack's ``ElasticsearchDocumentStore``; what it lacks is written here, each part saying why:
-creating the index with settings (it passes mappings only), the vector field added with the first
-embedding's dimension, BM25 on the content alone, cosine scores, ``prefix`` filters, reading past 10,000
-documents, file records, and bulk writes that retry with back-off.
+creating the index with settings (it passes mappings only), and only for writers (``create``), the vector
+field added with the first embedding's dimension, BM25 on the content alone, cosine scores, ``prefix``
+filters, reading past 10,000 documents, file records, and bulk writes that retry with back-off.
 
 Elasticsearch has no transactions, so writes are ordered to leave a consistent store wherever they stop:
 ``replace_files`` writes a file's new passages, then deletes its stale ones, then its record; a run killed
@@ -84,13 +84,16 @@ class ElasticsearchStore:
 
     ``url``: ``es://HOST[:PORT]/INDEX`` (``ess://`` for TLS, see ``endpoint``); credentials come from the
     environment. ``embedding_dim``: checked against the index's vectors; None takes it from the first
-    embedding written. Opening connects, creates both indexes when missing, and refuses an existing index
-    whose mapping differs, in one line, before anything is written.
+    embedding written. ``create``: whether opening creates the indexes when missing (writers: `corpusqa
+    index`, `store copy`'s target); without it (readers, and a store a pipeline loads) a missing index is
+    one line naming it and the server. Opening connects, and refuses an existing index whose mapping
+    differs, in one line, before anything is written.
     """
 
-    def __init__(self, url: str, embedding_dim: int | None = None):
+    def __init__(self, url: str, embedding_dim: int | None = None, create: bool = False):
         self.endpoint = Endpoint.parse(url)
         self.embedding_dim = embedding_dim
+        self.create = create
         self.index, self.files_index = self.endpoint.index, self.endpoint.index + FILES_SUFFIX
         options = client_options(self.endpoint, os.environ)
         self._client = Elasticsearch(**options)
@@ -113,7 +116,7 @@ class ElasticsearchStore:
 
     @_explained
     def _open(self) -> None:
-        """Connect, then check or create the passage index and the file-record index."""
+        """Connect, then check (or create, for a writer) the passage index and the file-record index."""
         self._client.info()
         created = self._ensure(self.index, bodies.index_settings(self.endpoint), bodies.passage_mappings(self.embedding_dim))
         try:
@@ -128,8 +131,12 @@ class ElasticsearchStore:
                              f"not {self.embedding_dim}-d")  # fmt: skip
 
     def _ensure(self, index: str, settings: dict[str, Any], mappings: dict[str, Any]) -> bool:
-        """Create ``index`` unless it exists; refuse it when its mapping differs. Whether it was created."""
+        """Create ``index`` unless it exists (refuse a missing one unless ``create``); refuse it when its mapping
+        differs. Whether it was created."""
         if not self._client.indices.exists(index=index):
+            if not self.create:
+                raise StoreError(f"store {self.location}: no index {index!r} on Elasticsearch at {self.endpoint.url}; "
+                                 f"index a folder into it first (corpusqa index PATH --store {self.location})")  # fmt: skip
             answer = self._client.options(ignore_status=400).indices.create(index=index, settings=settings, mappings=mappings)
             if answer.meta.status == 200:
                 return True
@@ -154,7 +161,8 @@ class ElasticsearchStore:
     # -- Haystack DocumentStore protocol ------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The store's location and dimension; never a credential (those stay in the environment)."""
+        """The store's location and dimension; never a credential (those stay in the environment). Not
+        ``create``: a store loaded from its dictionary (a query pipeline's) never creates an index."""
         return default_to_dict(self, url=self.location, embedding_dim=self.embedding_dim)
 
     @classmethod

@@ -353,6 +353,27 @@ def test_malformed_filters_fail_even_on_an_empty_store(store):
         store.filter_documents({"operator": "AND"})
 
 
+def test_content_filters_compare_the_whole_text_where_a_store_declares_them_and_are_refused_elsewhere(corpus):
+    """``content_filters``: the embedded store compares a passage's text exactly; a store that keeps it only
+    analysed for BM25 (Elasticsearch) refuses such filters rather than answer them wrongly."""
+    same = {"field": "content", "operator": "==", "value": "Paris is the capital of France."}
+    pdf_or_same = {"operator": "OR", "conditions": [{"field": "meta.file_type", "operator": "==", "value": "pdf"}, same]}
+    if not corpus.content_filters:
+        for search in (lambda: corpus.filter_documents(same), lambda: corpus.bm25("Paris", 5, same),
+                       lambda: corpus.dense(unit(1), 5, pdf_or_same)):
+            with pytest.raises(FilterError):
+                search()
+        return
+    assert contents(corpus.filter_documents(same)) == ["Paris is the capital of France."]
+    for near in ("Paris is the capital of France", "paris is the capital of france.", "Paris"):
+        assert corpus.filter_documents({"field": "content", "operator": "==", "value": near}) == []
+    assert contents(corpus.bm25("Paris", top_k=5, filters=same)) == ["Paris is the capital of France."]
+    assert set(contents(corpus.dense(unit(1), top_k=5, filters=pdf_or_same))) == {
+        "Paris is the capital of France.", "The Berlin television tower is tall."}
+    others = corpus.filter_documents({"field": "content", "operator": "!=", "value": same["value"]})
+    assert len(others) == 3 and same["value"] not in contents(others)
+
+
 def test_filter_results_follow_changes(corpus):
     pdf = {"field": "meta.file_type", "operator": "==", "value": "pdf"}
     assert len(corpus.filter_documents(pdf)) == 1

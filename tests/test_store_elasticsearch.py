@@ -26,6 +26,7 @@ from corpusqa.pipelines.query import load_query_pipeline
 from corpusqa.pipelines.store_checks import store_problem
 from elasticsearch import AuthenticationException, AuthorizationException
 from haystack import Document
+from haystack.errors import FilterError
 from store_samples import passage, record, unit
 
 SECRET = "s3cret-never-shown"
@@ -428,6 +429,34 @@ def test_filters_translate_prefix_anywhere_and_the_rest_as_elasticsearch_haystac
                              {"bool": {"must": {"bool": {"must_not": {"term": {"title": "Rome"}}}}}}],
                   "minimum_should_match": 1}},
     ]}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{"field": "content", "operator": "==", "value": "Paris is the capital of France."},
+     {"field": "content", "operator": "!=", "value": "x"},
+     {"field": "content", "operator": "in", "value": ["x", "y"]},
+     {"field": "content", "operator": "prefix", "value": "Paris"},
+     {"operator": "OR", "conditions": [{"field": "meta.file_type", "operator": "==", "value": "pdf"},
+                                       {"operator": "NOT", "conditions": [
+                                           {"field": "content", "operator": "==", "value": "x"}]}]}],
+)
+def test_filters_on_content_are_refused_before_any_request_not_answered_wrongly(server, filters):
+    """The content is analysed text: elasticsearch-haystack's ``==`` on it (a ``term`` query) would compare a
+    whole passage with its single words and match nothing."""
+    server.mappings |= {"docs": bodies.passage_mappings(8), "docs-files": bodies.files_mappings()}
+    store = ElasticsearchStore("es://localhost:9200/docs")
+    assert store.content_filters is False and EmbeddedDocumentStore.content_filters is True
+    server.client.reset_mock()
+    for search in (lambda: store.filter_documents(filters), lambda: store.bm25("Paris", 5, filters),
+                   lambda: store.bm25("Paris", 0, filters), lambda: store.dense(unit(0), 5, filters)):
+        with pytest.raises(FilterError, match="cannot filter on a passage's content"):
+            search()
+    assert "search" not in names(server.client)
+    with pytest.raises(FilterError, match="cannot filter on a passage's content"):
+        bodies.es_filter(filters)
+    title = {"field": "meta.title", "operator": "==", "value": "Paris"}  # a keyword: an exact term
+    assert bodies.es_filter(title) == {"bool": {"must": {"term": {"title": "Paris"}}}}
 
 
 def test_a_stores_own_mapping_is_no_difference():

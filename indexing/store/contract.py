@@ -10,7 +10,9 @@ Two protocols, by who needs what:
 
 Filters are Haystack's filter syntax plus one operator, ``prefix`` (a string field starting with a value:
 ``{"field": "meta.file_path", "operator": "prefix", "value": "/docs/manuals/"}``). Every passage the
-indexer writes carries ``meta["file_path"]`` (the file's absolute path) and ``meta["file_type"]``.
+indexer writes carries ``meta["file_path"]`` (the file's absolute path) and ``meta["file_type"]``. Filters on
+a passage's text (``content``) are a capability a store declares (``SearchStore.content_filters``): a store
+without it refuses them (``FilterError``) rather than answer them wrongly.
 
 Implementations: ``corpusqa.indexing.store.embedded.EmbeddedDocumentStore`` (a folder) and
 ``corpusqa.indexing.store.es.ElasticsearchStore`` (an Elasticsearch index).
@@ -88,6 +90,10 @@ class StoreStats(TypedDict):
 @runtime_checkable
 class SearchStore(DocumentStore, Protocol):
     """A Haystack ``DocumentStore`` that ranks its passages by BM25 and by embedding, under filters."""
+
+    #: Whether filters may compare a passage's ``content`` (``==`` compares the whole text exactly). A store
+    #: that keeps the text only analysed for BM25 declares False and refuses such filters (``FilterError``).
+    content_filters: bool
 
     def bm25(self, query: str, top_k: int, filters: dict[str, Any] | None = None) -> list[Document]:
         """The ``top_k`` passages best matching ``query`` by BM25 (``score``: higher is better), best first;

@@ -86,6 +86,9 @@ class EmbeddedDocumentStore:
     at a time being the intended use.
     """
 
+    #: Filters are evaluated on whole Documents (``filters.matches``): ``content`` compares exactly.
+    content_filters = True
+
     def __init__(self, path: str | Path, embedding_dim: int | None = None):
         self.path = Path(path)
         self.embedding_dim = embedding_dim

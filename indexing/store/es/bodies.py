@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from haystack.dataclasses import Document
+from haystack.errors import FilterError
 from haystack_integrations.document_stores.elasticsearch.filters import _normalize_filters
 
 from ..contract import FileRecord
@@ -143,8 +144,16 @@ def filter_query(filters: dict[str, Any] | None) -> dict[str, Any]:
 def es_filter(filters: dict[str, Any]) -> dict[str, Any]:
     """A validated Haystack filter (``corpusqa.indexing.store.filters``) as an Elasticsearch query:
     comparisons by elasticsearch-haystack's own translation; ``prefix``, which it lacks, as a prefix query;
-    AND, OR and NOT over them here, so that ``prefix`` may stand anywhere in the tree."""
+    AND, OR and NOT over them here, so that ``prefix`` may stand anywhere in the tree.
+
+    A comparison on ``content`` is refused (``FilterError``): the content is mapped as analysed text, so a
+    ``term`` (elasticsearch-haystack's ``==``) compares a whole passage with its single words and matches
+    nothing, and ``!=``, ``in`` or ``prefix`` would be as wrong; only a second, keyword copy of every
+    passage's text could compare it exactly."""
     if "field" in filters:
+        if _field(filters["field"]) == "content":
+            raise FilterError(f"The Elasticsearch store cannot filter on a passage's content (it keeps the text "
+                              f"analysed for BM25, with no exact value to compare): {filters}")  # fmt: skip
         if filters["operator"] == PREFIX:
             return {"prefix": {_field(filters["field"]): filters["value"]}}
         return _normalize_filters(filters)

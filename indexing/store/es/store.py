@@ -88,7 +88,12 @@ class ElasticsearchStore:
     index`, `store copy`'s target); without it (readers, and a store a pipeline loads) a missing index is
     one line naming it and the server. Opening connects, and refuses an existing index whose mapping
     differs, in one line, before anything is written.
+
+    Filters cannot compare ``content`` (``content_filters``): it is analysed text for BM25, with no exact
+    value to compare; such filters are refused (``FilterError``) before any request.
     """
+
+    content_filters = False
 
     def __init__(self, url: str, embedding_dim: int | None = None, create: bool = False):
         self.endpoint = Endpoint.parse(url)
@@ -177,9 +182,8 @@ class ElasticsearchStore:
     def filter_documents(self, filters: dict[str, Any] | None = None) -> list[Document]:
         """Matching documents, by id; read in sorted pages (elasticsearch-haystack pages by from/size, which
         Elasticsearch stops at 10,000 documents)."""
-        if filters:
-            _filters.validate(filters)
-        return [bodies.passage(hit) for hit in self._scan(self.index, bodies.filter_query(filters), ["id"])]
+        query = bodies.filter_query(_validated(filters))
+        return [bodies.passage(hit) for hit in self._scan(self.index, query, ["id"])]
 
     @_explained
     def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
@@ -197,11 +201,10 @@ class ElasticsearchStore:
     @_explained
     def bm25(self, query: str, top_k: int, filters: dict[str, Any] | None = None) -> list[Document]:
         """The ``top_k`` passages best matching ``query`` by BM25 on their content, best first."""
-        if filters:
-            _filters.validate(filters)
+        body = bodies.bm25_body(query, top_k, _validated(filters))
         if top_k < 1:
             return []
-        hits = self._client.search(index=self.index, **bodies.bm25_body(query, top_k, filters))["hits"]["hits"]
+        hits = self._client.search(index=self.index, **body)["hits"]["hits"]
         return [bodies.passage(hit, hit["_score"]) for hit in hits]
 
     @_explained
@@ -209,8 +212,7 @@ class ElasticsearchStore:
         self, embedding: Sequence[float] | np.ndarray, top_k: int, filters: dict[str, Any] | None = None
     ) -> list[Document]:
         """The ``top_k`` passages nearest to ``embedding`` (``score``: cosine similarity), best first."""
-        if filters:
-            _filters.validate(filters)
+        filters = _validated(filters)
         dim = self._vector_dimension()
         if dim is None:
             raise ValueError(f"The store at {self.location} has no embeddings: re-index it with embeddings for "
@@ -494,6 +496,15 @@ class ElasticsearchStore:
             if len(hits) < page:
                 return
             after = hits[-1]["sort"]
+
+
+def _validated(filters: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``filters``, checked: malformed ones, and those comparing ``content`` (``bodies.es_filter`` says why),
+    raise ``FilterError`` before any request."""
+    if filters:
+        _filters.validate(filters)
+        bodies.es_filter(filters)
+    return filters
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:

@@ -16,7 +16,7 @@ import elastic_transport
 import pytest
 from corpusqa.indexing.store import EmbeddedDocumentStore, StoreError
 from corpusqa.indexing.store.es import ElasticsearchStore
-from corpusqa.indexing.store.es import bodies
+from corpusqa.indexing.store.es import bodies, responses
 from corpusqa.indexing.store.es import store as es_store
 from corpusqa.indexing.store.es.endpoint import Endpoint, client_options
 from corpusqa.indexing.store.es.names import index_name_problem
@@ -385,6 +385,59 @@ def test_remove_files_drops_passages_before_records(server, store):
     assert calls(server.client, "delete_by_query")[0].kwargs["query"] == {"terms": {"file_path": ["/d/a.txt", "/d/b.txt"]}}
     deletions = calls(server.client, "bulk_write")[0].kwargs
     assert [a["_op_type"] for a in deletions["actions"]] == ["delete", "delete"] and deletions["ignore_status"] == 404
+
+
+# -- stats ---------------------------------------------------------------------------------------------
+
+
+def indices_stats(*sizes: tuple[str, int]) -> dict:
+    """An indices stats answer (``metric=store``) as Elasticsearch 8 gives it: keyed by concrete index names."""
+    def store(size):
+        return {"store": {"size_in_bytes": size, "total_data_set_size_in_bytes": size, "reserved_in_bytes": 0}}
+
+    total = sum(size for _, size in sizes)
+    return {"_shards": {"total": 2 * len(sizes), "successful": len(sizes), "failed": 0},
+            "_all": {"primaries": store(total), "total": store(total)},
+            "indices": {name: {"uuid": f"u-{name}", "health": "yellow", "status": "open", "primaries": store(size),
+                               "total": store(size)} for name, size in sizes}}  # fmt: skip
+
+
+def test_primary_sizes_are_read_under_the_concrete_indexes_an_alias_stands_for():
+    assert responses.primary_bytes(indices_stats(("docs", 4096))) == 4096
+    assert responses.primary_bytes(indices_stats(("docs-2026-01", 5120))) == 5120
+    assert responses.primary_bytes(indices_stats(("docs-2026-01", 5120), ("docs-2026-02", 100))) == 5220
+
+
+def test_stats_of_a_store_whose_index_is_an_alias(server):
+    """Teams reindex behind aliases: ``docs`` and ``docs-files`` stand for ``docs-2026-01`` and its records, and
+    Elasticsearch answers index stats and mappings under those names."""
+    concrete = {"docs": "docs-2026-01", "docs-files": "docs-2026-01-files"}
+    server.mappings |= {"docs": bodies.passage_mappings(8), "docs-files": bodies.files_mappings()}
+    server.client.indices.get_mapping.side_effect = lambda index: {concrete[index]: {"mappings": server.mappings[index]}}
+    store = ElasticsearchStore("es://localhost:9200/docs")
+    passages = {
+        "took": 3, "timed_out": False, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+        "hits": {"total": {"value": 3, "relation": "eq"}, "max_score": None, "hits": []},
+        "aggregations": {
+            "sources": {"value": 2}, "unsourced": {"doc_count": 0}, "embedded": {"doc_count": 3},
+            "file_types": {"doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": [
+                {"key": "txt", "doc_count": 2, "files": {"value": 1}},
+                {"key": "pdf", "doc_count": 1, "files": {"value": 1}}]},
+        },
+    }  # fmt: skip
+    files = {"took": 1, "timed_out": False, "hits": {"total": {"value": 2, "relation": "eq"}, "max_score": None,
+                                                      "hits": []},
+             "aggregations": {"last_indexed_at": {"value": 1767225600.5}}}  # fmt: skip
+    server.client.search.side_effect = lambda index, **body: {"docs": passages, "docs-files": files}[index]
+    sizes = {"docs": indices_stats(("docs-2026-01", 5120)), "docs-files": indices_stats(("docs-2026-01-files", 230))}
+    server.client.indices.stats.side_effect = lambda index, metric: sizes[index]
+    stats = store.stats()
+    assert stats["disk_bytes"] == {"passages": 5120, "files": 230}
+    assert (stats["passages"], stats["documents"], stats["files"], stats["embedding_dim"]) == (3, 2, 2, 8)
+    assert stats["file_types"] == {"pdf": {"files": 1, "passages": 1}, "txt": {"files": 1, "passages": 2}}
+    assert (stats["last_indexed_at"], stats["dense_passages"], stats["dense_index"]) == (1767225600.5, 3, "hnsw")
+    assert [call.kwargs for call in calls(server.client, "indices.stats")] == [
+        {"index": "docs", "metric": "store"}, {"index": "docs-files", "metric": "store"}]
 
 
 # -- searching -----------------------------------------------------------------------------------------

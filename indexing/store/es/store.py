@@ -38,7 +38,7 @@ from haystack_integrations.document_stores.elasticsearch import ElasticsearchDoc
 from .. import filters as _filters
 from ..contract import FileRecord, Finding, StoreError, StoreStats
 from ..roots import outermost
-from . import bodies
+from . import bodies, responses
 from .endpoint import Endpoint, client_options, has_credentials
 from .errors import FAILURES, explained
 from .names import FILES_SUFFIX
@@ -330,7 +330,9 @@ class ElasticsearchStore:
         }  # fmt: skip
         records = self._client.search(index=self.files_index, **bodies.files_stats_body())
         dim, embedded = self._vector_dimension(), aggregations["embedded"]["doc_count"]
-        sizes = self._client.indices.stats(index=f"{self.index},{self.files_index}", metric="store")["indices"]
+        # one request per index: the answer is keyed by concrete index names, which an alias is not
+        sizes = {part: responses.primary_bytes(self._client.indices.stats(index=name, metric="store"))
+                 for part, name in (("passages", self.index), ("files", self.files_index))}  # fmt: skip
         return {
             "passages": passages,
             "documents": aggregations["sources"]["value"] + aggregations["unsourced"]["doc_count"],
@@ -341,10 +343,7 @@ class ElasticsearchStore:
             "bm25_passages": passages,
             "dense_passages": embedded,
             "dense_index": None if dim is None else "hnsw",
-            "disk_bytes": {
-                "passages": sizes[self.index]["primaries"]["store"]["size_in_bytes"],
-                "files": sizes[self.files_index]["primaries"]["store"]["size_in_bytes"],
-            },
+            "disk_bytes": sizes,
         }
 
     @contextmanager

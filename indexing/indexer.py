@@ -31,7 +31,7 @@ from corpusqa.indexing.embedding import DEFAULT_EMBEDDER, embedding_precision, l
 from corpusqa.indexing.errors import ConversionError
 from corpusqa.indexing.limits import FileLimits, check_passages, read_file
 from corpusqa.indexing.split import PassageSplitter
-from corpusqa.indexing.store.contract import CorpusStore, FileRecord
+from corpusqa.indexing.store.contract import CorpusStore, FileRecord, RefusedFiles
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,8 @@ class _Progress:
 
 
 class _BatchWriter:
-    """Collects converted files, embeds their passages together and commits them as one store transaction."""
+    """Collects converted files, embeds their passages together and commits them as one store transaction. Files
+    the store refuses (``RefusedFiles``: it left them as they were) go to the report as failed, not indexed."""
 
     #: Passages per embedder call: sentence-transformers sorts a call's passages by length, which large calls
     #: profit from (1,212 SQuAD paragraph files: 24.9 s in calls of 256 files, 30.2 s in calls of 32), and
@@ -154,9 +155,11 @@ class _BatchWriter:
     EMBED_CALL = 256
 
     def __init__(
-        self, store: CorpusStore, embedder: Any | None, embed: bool, settings: IndexSettings, progress: _Progress
+        self, store: CorpusStore, embedder: Any | None, embed: bool, settings: IndexSettings, progress: _Progress,
+        report: IndexReport,
     ) -> None:
         self.store, self.embedder, self.embed, self.settings, self.progress = store, embedder, embed, settings, progress
+        self.report = report
         self.files: list[tuple[FileRecord, list[Document]]] = []
         self.pending_passages = 0
 
@@ -175,7 +178,13 @@ class _BatchWriter:
         if self.embed:
             embedded = iter(self._embedded([p for _, passages in batch for p in passages]))
             batch = [(record, [next(embedded) for _ in passages]) for record, passages in batch]
-        self.store.replace_files(batch)
+        try:
+            self.store.replace_files(batch)
+        except RefusedFiles as refused:  # one refused file never stops the run; the next run tries it again
+            self.report.failed += refused.refused.items()
+            lost = [passages for record, passages in batch if record.path in refused.refused]
+            self.report.indexed -= len(lost)  # counted when queued
+            written -= sum(map(len, lost))
         if not self.embed:
             self.progress.done.update(written)
         return written
@@ -230,7 +239,7 @@ def index_paths(
     splitter = settings.splitter()
     bars = _Progress(len(files), embed, enabled=progress)
     with store.bulk(), contextlib.closing(bars):
-        writer = _BatchWriter(store, embedder, embed, settings, bars)
+        writer = _BatchWriter(store, embedder, embed, settings, bars, report)
         for path in files:
             known = store.file_record(str(path))
             try:

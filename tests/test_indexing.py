@@ -38,7 +38,7 @@ from corpusqa.indexing.discovery import MAX_DEPTH, discover
 from corpusqa.indexing.indexer import IndexSettings, index_paths, indexing_pipeline
 from corpusqa.indexing.limits import MB, FileLimits
 from corpusqa.indexing.split import PassageSplitter
-from corpusqa.indexing.store import EmbeddedDocumentStore
+from corpusqa.indexing.store import EmbeddedDocumentStore, RefusedFiles
 from corpusqa.reader.hardware import CpuFeatures
 
 TITLES = {"pdf": PDF_TITLE, "docx": DOCX_TITLE, "html": HTML_TITLE, "md": MARKDOWN_HEADING, "txt": "rhine"}
@@ -292,6 +292,38 @@ def test_a_file_that_turns_bad_keeps_its_last_good_version_and_is_retried(tmp_pa
         report = index_paths([path.parent], store, embed=False, progress=False)
         assert (report.failed, report.skipped) == ([(str(path), "empty file")], 0)
     assert [d.id for d in passages_of(store, path)] == before
+
+
+class RefusingStore(EmbeddedDocumentStore):
+    """The embedded store, keeping the contract's ``RefusedFiles`` for the files at ``refused`` (what a server
+    store does with documents it turns away): it writes the batch's other files, leaves those as they were,
+    and names them. It stands in for no server: the indexer's side of the contract is what is tested."""
+
+    refused: frozenset[str] = frozenset()
+
+    def replace_files(self, batch):
+        super().replace_files([(record, passages) for record, passages in batch if record.path not in self.refused])
+        named = {record.path: f"refused passage {passages[0].id}: too large"
+                 for record, passages in batch if record.path in self.refused}  # fmt: skip
+        if named:
+            raise RefusedFiles(str(self.path), named)
+
+
+def test_a_file_the_store_refuses_fails_alone_stays_not_indexed_and_is_retried(tmp_path):
+    files = good_corpus(tmp_path / "docs")
+    with RefusingStore(tmp_path / "store") as store:
+        store.refused = {str(files["pdf"])}
+        report = index_paths([tmp_path / "docs"], store, embed=False, progress=False)
+        [(path, reason)] = report.failed
+        assert path == str(files["pdf"]) and reason.startswith("refused passage ") and reason.endswith(": too large")
+        assert report.indexed == len(files) - 1 and report.passages == store.count_documents()
+        assert store.file_record(path) is None and passages_of(store, files["pdf"]) == []
+        assert f"  failed: {path}: refused passage" in report.summary()
+
+        store.refused = set()
+        again = index_paths([tmp_path / "docs"], store, embed=False, progress=False)
+        assert (again.indexed, again.skipped, again.failed) == (1, len(files) - 1, [])
+        assert store.file_record(path) is not None
 
 
 def test_deleted_files_are_pruned_only_when_asked_and_only_under_the_given_roots(tmp_path, store):

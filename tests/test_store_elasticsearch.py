@@ -14,7 +14,7 @@ from unittest.mock import MagicMock
 
 import elastic_transport
 import pytest
-from corpusqa.indexing.store import EmbeddedDocumentStore, StoreError
+from corpusqa.indexing.store import EmbeddedDocumentStore, RefusedFiles, StoreError
 from corpusqa.indexing.store.es import ElasticsearchStore
 from corpusqa.indexing.store.es import bodies, responses
 from corpusqa.indexing.store.es import store as es_store
@@ -69,9 +69,10 @@ def server(monkeypatch):
         return client
 
     def streaming_bulk(es, actions, **options):
+        """Each action answered as written, in the shape of a bulk response's items."""
         actions = list(actions)
         client.bulk_write(actions=actions, **options)
-        return [(True, {"index": {"_id": action.get("_id")}}) for action in actions]
+        return [(True, written(action)) for action in actions]
 
     monkeypatch.setattr(es_store, "Elasticsearch", construct)
     monkeypatch.setattr(es_store.helpers, "streaming_bulk", streaming_bulk)
@@ -81,6 +82,14 @@ def server(monkeypatch):
     for name in ("CORPUSQA_ES_API_KEY", "CORPUSQA_ES_USER", "CORPUSQA_ES_PASSWORD", "CORPUSQA_ES_CA_CERTS"):
         monkeypatch.delenv(name, raising=False)
     return state
+
+
+def written(action: dict) -> dict:
+    """A bulk response's item for ``action`` done: an index action creating a document, a delete deleting one."""
+    operation = action.get("_op_type", "index")
+    done = {"index": (201, "created"), "delete": (200, "deleted")}[operation]
+    return {operation: {"_index": action["_index"], "_id": action["_id"], "_version": 1, "result": done[1],
+                        "_shards": {"total": 1, "successful": 1, "failed": 0}, "status": done[0]}}  # fmt: skip
 
 
 def calls(client, name: str) -> list:
@@ -355,16 +364,128 @@ def test_inside_bulk_nothing_waits_to_be_searchable_until_the_end(server, store)
     assert names(server.client)[-1] == "indices.refresh"
 
 
-def test_a_document_elasticsearch_still_refuses_after_retries_is_one_line(server, store, monkeypatch):
-    def refusing(es, actions, **options):
-        return [(False, {"index": {"_id": "x1", "error": {"type": "mapper_parsing_exception",
-                                                          "reason": "failed to parse field [page_number]"}}})]
+def parse_error(document_id: str) -> dict:
+    """Elasticsearch 8's item for a document whose field does not fit the mapping (as a bulk response has it)."""
+    return {"_index": "docs", "_id": document_id, "status": 400, "error": {
+        "type": "document_parsing_exception",
+        "reason": f"[1:79] failed to parse field [page_number] of type [long] in document with id '{document_id}'. "
+                  "Preview of field's value: 'iv'",
+        "caused_by": {"type": "illegal_argument_exception", "reason": 'For input string: "iv"'}}}  # fmt: skip
 
-    monkeypatch.setattr(es_store.helpers, "streaming_bulk", refusing)
+
+#: A bulk response's items as Elasticsearch 8 answers them: created, overwritten, refused by the mapping, a
+#: term too long for Lucene, turned away while busy (after the client's retries), a delete of what is gone.
+BULK_ITEMS = [
+    {"index": {"_index": "docs", "_id": "a1", "_version": 1, "result": "created", "_seq_no": 0, "_primary_term": 1,
+               "_shards": {"total": 1, "successful": 1, "failed": 0}, "status": 201}},
+    {"index": {"_index": "docs", "_id": "a2", "_version": 2, "result": "updated", "_seq_no": 1, "_primary_term": 1,
+               "_shards": {"total": 1, "successful": 1, "failed": 0}, "status": 200}},
+    {"index": parse_error("b1")},
+    {"index": {"_index": "docs", "_id": "c1", "status": 400, "error": {
+        "type": "illegal_argument_exception",
+        "reason": 'Document contains at least one immense term in field="title" (whose UTF8 encoding is longer than '
+                  "the max length 32766), all of which were skipped. Please correct the analyzer to not produce such "
+                  "terms. The prefix of the first immense term is: '[65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, "
+                  "65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65]...', original message: "
+                  "bytes can be at most 32766 in length; got 40000",
+        "caused_by": {"type": "max_bytes_length_exceeded_exception",
+                      "reason": "bytes can be at most 32766 in length; got 40000"}}}},
+    {"index": {"_index": "docs", "_id": "d1", "status": 429, "error": {
+        "type": "es_rejected_execution_exception",
+        "reason": "rejected execution of coordinating operation [coordinating_and_primary_bytes=0, "
+                  "replica_bytes=0, all_bytes=0, coordinating_operation_bytes=52428800, "
+                  "max_coordinating_and_primary_bytes=53687091]"}}},
+    {"delete": {"_index": "docs-files", "_id": "file-e1", "_version": 1, "result": "not_found",
+                "_shards": {"total": 1, "successful": 1, "failed": 0}, "status": 404}},
+]  # fmt: skip
+
+
+def test_a_bulk_response_is_read_item_by_item():
+    outcome = responses.bulk_outcome(BULK_ITEMS, ignore_status=(404,))
+    assert outcome.created == {"a1"}, "an overwritten document was there before the write"
+    assert list(outcome.refused) == ["b1", "c1", "d1"]
+    assert outcome.refused["b1"] == ("document_parsing_exception: [1:79] failed to parse field [page_number] of type "
+                                     "[long] in document with id 'b1'. Preview of field's value: 'iv'")  # fmt: skip
+    assert outcome.refused["c1"].startswith('illegal_argument_exception: Document contains at least one immense term '
+                                            'in field="title"')  # fmt: skip
+    assert len(outcome.refused["c1"]) == responses.REASON_CHARACTERS and outcome.refused["c1"].endswith("…")
+    assert outcome.refused["d1"].startswith("es_rejected_execution_exception: rejected execution")
+    assert "file-e1" in responses.bulk_outcome(BULK_ITEMS).refused, "a 404 is a failure unless it is ignored"
+    owners = {"a1": "/d/a.txt", "a2": "/d/a.txt", "b1": "/d/b.pdf", "c1": "/d/c.md", "d1": "/d/c.md"}
+    assert responses.refused_files(owners, outcome) == {
+        "/d/b.pdf": f"Elasticsearch refused passage b1: {outcome.refused['b1']}",
+        "/d/c.md": f"Elasticsearch refused passage c1: {outcome.refused['c1']} (and 1 more of its passages)",
+    }
+
+
+def answering(server, *answers):
+    """A bulk helper that answers its first calls with ``answers`` (bulk response items, one per action sent)
+    and any later call as written; every call is recorded as ``bulk_write``."""
+    pending = list(answers)
+
+    def streaming_bulk(es, actions, **options):
+        actions = list(actions)
+        server.client.bulk_write(actions=actions, **options)
+        items = pending.pop(0) if pending else [written(action) for action in actions]
+        assert len(items) == len(actions)
+        return [(200 <= next(iter(item.values()))["status"] < 300, item) for item in items]
+
+    return streaming_bulk
+
+
+def test_a_file_with_a_passage_elasticsearch_refuses_is_put_back_as_it_was_and_named(server, store, monkeypatch):
+    """The other files are written; the refused file keeps its old passages and record (none here), loses the
+    passages this write added, and is named with the passage and Elasticsearch's reason in one line."""
+    a = [passage("/d/a.txt", "One.", 0), passage("/d/a.txt", "Two.", 1)]
+    b = [passage("/d/b.pdf", "Three.", 2), passage("/d/b.pdf", "Four.", 3, page_number="iv"),
+         passage("/d/b.pdf", "Five.", 4)]
+    answer = [written({"_index": "docs", "_id": d.id}) for d in a + b[:1]]
+    answer += [{"index": parse_error(b[1].id)}]
+    answer += [{"index": {"_index": "docs", "_id": b[2].id, "_version": 2, "result": "updated", "status": 200}}]
+    monkeypatch.setattr(es_store.helpers, "streaming_bulk", answering(server, answer))
+    server.client.reset_mock()
+    with pytest.raises(RefusedFiles) as raised:
+        store.replace_files([(record("/d/a.txt"), a), (record("/d/b.pdf"), b)])
+    reason = (f"Elasticsearch refused passage {b[1].id}: document_parsing_exception: [1:79] failed to parse field "
+              f"[page_number] of type [long] in document with id '{b[1].id}'. Preview of field's value: 'iv'")
+    assert raised.value.refused == {"/d/b.pdf": reason}
+    assert str(raised.value) == f"store es://localhost:9200/docs: /d/b.pdf: {reason}"
+    assert isinstance(raised.value, StoreError) and "\n" not in str(raised.value)
+    assert names(server.client) == ["indices.put_mapping", "bulk_write", "bulk_write", "delete_by_query",
+                                    "bulk_write", "indices.refresh"]  # fmt: skip
+    passages, undone, records = (call.kwargs["actions"] for call in calls(server.client, "bulk_write"))
+    assert [action["_id"] for action in passages] == [d.id for d in a + b]
+    # only what this write created: the passage it overwrote (same id, same text) was there before
+    assert undone == [{"_op_type": "delete", "_index": "docs", "_id": b[0].id}]
+    assert calls(server.client, "delete_by_query")[0].kwargs["query"] == bodies.stale_passages(["/d/a.txt"],
+                                                                                               [d.id for d in a])
+    assert [action["_source"]["path"] for action in records] == ["/d/a.txt"], "no record for the refused file"
+
+
+def test_a_batch_whose_every_file_is_refused_writes_no_record(server, store, monkeypatch):
+    b = [passage("/d/b.pdf", "Four.", 3, page_number="iv")]
+    monkeypatch.setattr(es_store.helpers, "streaming_bulk", answering(server, [{"index": parse_error(b[0].id)}]))
+    server.client.reset_mock()
+    with pytest.raises(RefusedFiles, match=r"^store es://localhost:9200/docs: /d/b.pdf: Elasticsearch refused passage"):
+        store.replace_files([(record("/d/b.pdf"), b)])
+    assert names(server.client) == ["indices.put_mapping", "bulk_write", "indices.refresh"]
+
+
+def test_other_writes_elasticsearch_refuses_are_one_line_and_a_delete_of_what_is_gone_is_none(server, store,
+                                                                                             monkeypatch):
+    gone = {"delete": {"_index": "docs-files", "_id": bodies.record_id("file", "/d/never.txt"), "_version": 1,
+                       "result": "not_found", "status": 404}}  # fmt: skip
+    kept = {"delete": {"_index": "docs-files", "_id": bodies.record_id("file", "/d/a.txt"), "status": 403,
+                       "error": {"type": "security_exception", "reason": "action [indices:data/write/bulk[s]] is "
+                                 "unauthorized for API key id [k1] of user [indexer] on indices [docs-files]"}}}  # fmt: skip
+    monkeypatch.setattr(es_store.helpers, "streaming_bulk", answering(server, [gone], [gone, kept]))
+    assert store.remove_files(["/d/never.txt"]) == 0
     with pytest.raises(StoreError) as raised:
-        store.replace_files([(record("/d/a.txt"), [passage("/d/a.txt", "One.")])])
-    assert str(raised.value) == ("store es://localhost:9200/docs: Elasticsearch refused 1 of 1 writes, the first "
-                                 "(index x1) with failed to parse field [page_number]")  # fmt: skip
+        store.remove_files(["/d/never.txt", "/d/a.txt"])
+    assert str(raised.value) == ("store es://localhost:9200/docs: Elasticsearch refused 1 of 2 writes, the first "
+                                 f"(id {bodies.record_id('file', '/d/a.txt')}): security_exception: action "
+                                 "[indices:data/write/bulk[s]] is unauthorized for API key id [k1] of user [indexer] "
+                                 "on indices [docs-files]")  # fmt: skip
 
 
 def test_zero_vectors_and_mixed_dimensions_are_refused_before_anything_is_sent(server, store):

@@ -35,6 +35,21 @@ class StoreError(ValueError):
     """A store that cannot be used as it is; the message names the store and what to do."""
 
 
+class RefusedFiles(StoreError):
+    """Files whose passages the store refused in ``replace_files`` (a server turning documents away one by
+    one), each left as it was: its record not written and none of its new passages kept, so it stays "not
+    indexed" and the next index run tries it again. The batch's other files were written.
+
+    ``refused``: file path -> why, in one line (naming the passage refused and the store's reason).
+    """
+
+    def __init__(self, location: str, refused: dict[str, str]):
+        self.refused = dict(refused)
+        path, reason = next(iter(self.refused.items()))
+        more = len(self.refused) - 1
+        super().__init__(f"store {location}: {path}: {reason}" + (f" (and {more:,} more files)" if more else ""))
+
+
 @dataclass(frozen=True)
 class FileRecord:
     """What the store last indexed from one file; ``passages`` and ``indexed_at`` are set by the store.
@@ -137,7 +152,9 @@ class CorpusStore(SearchStore, Protocol):
         """Per file: drop the passages of ``record.path`` (by ``meta["file_path"]``), write the new ones
         (overwriting equal ids), and store the record with its passage count and the time. A file's record
         is stored only once its passages are: an interrupted call leaves each file as it was, or with its
-        new passages and record. Every passage must carry its file's ``meta["file_path"]`` (ValueError)."""
+        new passages and record. Every passage must carry its file's ``meta["file_path"]`` (ValueError).
+        Files whose passages the store turns away are left as they were, the others written, and then
+        ``RefusedFiles`` names them."""
         ...
 
     def remove_files(self, paths: list[str]) -> int:

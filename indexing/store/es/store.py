@@ -7,14 +7,18 @@ Haystack's DocumentStore methods (``write_documents``, ``delete_documents``, ``c
 elasticsearch-haystack's ``ElasticsearchDocumentStore``; what it lacks is written here, each part saying why:
 creating the index with settings (it passes mappings only), and only for writers (``create``), the vector
 field added with the first embedding's dimension, BM25 on the content alone, cosine scores, ``prefix``
-filters, reading past 10,000 documents, file records, and bulk writes that retry with back-off.
+filters, reading past 10,000 documents, file records, and bulk writes that retry with back-off and read
+each document's result.
 
 Elasticsearch has no transactions, so writes are ordered to leave a consistent store wherever they stop:
 ``replace_files`` writes a file's new passages, then deletes its stale ones, then its record; a run killed
-in between leaves the old record (or none), so the next run indexes that file again. ``remove_files``
-deletes passages before records, so a record never outlives its passages unnoticed: the next ``--prune``
-removes it again. Everything that can be checked before writing (vector dimensions, filters, the
-mapping of an existing index) is, so a refused write writes nothing.
+in between leaves the old record (or none), so the next run indexes that file again. A file some of whose
+passages Elasticsearch refuses (a mapping conflict, a document too large) is put back as it was: the passages
+that write created are deleted again, its stale ones and its record left alone, and ``RefusedFiles`` names it
+with the passage and Elasticsearch's reason. ``remove_files`` deletes passages before records, so a record
+never outlives its passages unnoticed: the next ``--prune`` removes it again. Everything that can be checked
+before writing (vector dimensions, filters, the mapping of an existing index) is, so a refused write writes
+nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from haystack.document_stores.types import DuplicatePolicy
 from haystack_integrations.document_stores.elasticsearch import ElasticsearchDocumentStore
 
 from .. import filters as _filters
-from ..contract import FileRecord, Finding, StoreError, StoreStats
+from ..contract import FileRecord, Finding, RefusedFiles, StoreError, StoreStats
 from ..roots import outermost
 from . import bodies, responses
 from .endpoint import Endpoint, client_options, has_credentials
@@ -244,7 +248,8 @@ class ElasticsearchStore:
 
     @_explained
     def replace_files(self, batch: list[tuple[FileRecord, list[Document]]]) -> None:
-        """Per file, the new passages, then the stale ones deleted, then the record (see the module)."""
+        """Per file, the new passages, then the stale ones deleted, then the record; a file some of whose
+        passages Elasticsearch refused is put back as it was and named by ``RefusedFiles`` (see the module)."""
         self._checked([d for _, documents in batch for d in documents])
         batch = [(record, list({d.id: d for d in documents}.values())) for record, documents in batch]
         for record, documents in batch:
@@ -256,7 +261,14 @@ class ElasticsearchStore:
             return
         passages = [d for _, documents in batch for d in documents]
         self._add_vector_field(passages)
-        self._write([{"_index": self.index, "_id": d.id, "_source": bodies.source(d)} for d in passages])
+        outcome = self._send([{"_index": self.index, "_id": d.id, "_source": bodies.source(d)} for d in passages])
+        owners = {d.id: record.path for record, documents in batch for d in documents}
+        refused = responses.refused_files(owners, outcome)
+        if refused:  # put those files back as they were: drop the passages this write added to them
+            added = sorted(i for i in outcome.created if owners[i] in refused)
+            self._write([{"_op_type": "delete", "_index": self.index, "_id": i} for i in added], ignore_status=404)
+            batch = [(record, documents) for record, documents in batch if record.path not in refused]
+            passages = [d for _, documents in batch for d in documents]
         for paths in _chunks([record.path for record, _ in batch], TERMS):
             chunk = set(paths)
             keep = [d.id for d in passages if d.meta["file_path"] in chunk]
@@ -265,6 +277,8 @@ class ElasticsearchStore:
         records = [FileRecord(r.path, r.content_hash, r.size, r.mtime, len(documents), now) for r, documents in batch]
         self._write([self._record_action(r) for r in records])
         self._refresh()
+        if refused:
+            raise RefusedFiles(self.location, refused)
 
     @_explained
     def remove_files(self, paths: list[str]) -> int:
@@ -464,19 +478,25 @@ class ElasticsearchStore:
                 "_source": bodies.file_document(record)}  # fmt: skip
 
     def _write(self, actions: list[dict[str, Any]], ignore_status: int | tuple[int, ...] = ()) -> None:
+        """``_send`` ``actions``; StoreError naming the first failure if any document still fails."""
+        refused = self._send(actions, ignore_status).refused
+        if refused:
+            first, reason = next(iter(refused.items()))
+            raise StoreError(f"store {self.location}: Elasticsearch refused {len(refused):,} of {len(actions):,} "
+                             f"writes, the first (id {first}): {reason}")  # fmt: skip
+
+    def _send(self, actions: list[dict[str, Any]], ignore_status: int | tuple[int, ...] = ()) -> responses.BulkOutcome:
         """Bulk ``actions``, retrying documents turned away while Elasticsearch is busy (429) with back-off;
-        StoreError naming the first failure if any document still fails."""
+        what became of each (a status in ``ignore_status`` is no failure)."""
+        if not actions:
+            return responses.BulkOutcome()
         results = helpers.streaming_bulk(
             self._client, actions, chunk_size=BULK_CHUNK, max_retries=BULK_RETRIES, initial_backoff=BULK_BACKOFF,
             max_backoff=BULK_MAX_BACKOFF, raise_on_error=False, ignore_status=ignore_status,
         )  # fmt: skip
-        failed = [item for ok, item in results if not ok]
-        if failed:
-            operation, result = next(iter(failed[0].items()))
-            error = result.get("error", {})
-            reason = error.get("reason", error) if isinstance(error, dict) else error
-            raise StoreError(f"store {self.location}: Elasticsearch refused {len(failed):,} of {len(actions):,} "
-                             f"writes, the first ({operation} {result.get('_id')}) with {reason}")  # fmt: skip
+        # the helper's own "ok" is False for an ignored status too: each item's status decides, read here
+        ignored = (ignore_status,) if isinstance(ignore_status, int) else ignore_status
+        return responses.bulk_outcome((item for _, item in results), ignored)
 
     def _refresh(self) -> None:
         """Make what was written searchable now, outside a bulk run."""

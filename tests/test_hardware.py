@@ -70,3 +70,13 @@ def test_auto_device_is_the_cpu_without_a_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert hardware.resolve_device("auto") == hardware.resolve_device(None) == torch.device("cpu")
     assert hardware.resolve_device("cpu") == torch.device("cpu")
+
+
+def test_amx_counts_only_where_the_kernel_grants_the_tile_state(monkeypatch):
+    monkeypatch.setattr(hardware.Path, "read_text", lambda self, *a, **k: SAPPHIRE_RAPIDS)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(hardware, "_amx_granted", lambda: True)
+    assert hardware.cpu_features.__wrapped__().amx_bf16
+    monkeypatch.setattr(hardware, "_amx_granted", lambda: False)
+    refused = hardware.cpu_features.__wrapped__()
+    assert not refused.amx_bf16 and refused.avx512_bf16 and refused.int8_dot_products

@@ -15,7 +15,6 @@ Files are written to a temporary name and renamed into place, and one that canno
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import logging
 import os
@@ -106,28 +105,61 @@ def _probe(input_names: Sequence[str], vocabulary: int, batch: int, length: int,
     return {name: tensors[name] for name in input_names}
 
 
+#: The inputs an export can take (``_probe`` makes them), in the order the traced graph takes them.
+EXPORT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class _Traced(torch.nn.Module):
+    """What is traced: ``model`` called with its inputs by name, returning its first ``outputs`` outputs.
+
+    Tracing ``model`` itself fills the parameters between its inputs with their defaults, positionally, which
+    some models refuse (a base ``BertModel`` sets ``use_cache`` from its keywords too: "got multiple values");
+    and a base encoder's extra outputs (``pooler_output``) would be computed on every call and never read."""
+
+    def __init__(self, model: torch.nn.Module, outputs: int) -> None:
+        super().__init__()
+        self.model, self.outputs = model, outputs
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        inputs = {name: value for name, value in given.items() if value is not None}
+        return tuple(self.model(**inputs, return_dict=False)[: self.outputs])
+
+
 def export_onnx(model: torch.nn.Module, input_names: Sequence[str], output_names: Sequence[str], path: Path) -> None:
     """Trace ``model`` in fp32 with eager attention into ``path``, batch and sequence axes dynamic, and check that
     the graph computes what the model does on inputs of another shape (tracing records Python's decisions as
     constants: traced with an unpadded batch, transformers skips the attention mask, and the graph would too).
 
+    ``input_names`` are some of ``EXPORT_INPUTS``; ``output_names`` name the model's first outputs (with
+    ``return_dict=False``), and only those are exported: a QA model's two logits, a base encoder's
+    ``last_hidden_state`` without its ``pooler_output``.
+
     ``model`` itself is switched to fp32 and eager attention: callers export a model they then run through the
-    session instead."""
+    session instead (or a copy of one they keep running)."""
     model = model.to(torch.float32).eval()
     if hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation("eager")  # the traced graph of plain attention ops quantizes and fuses well
+    unknown = sorted(set(input_names) - set(EXPORT_INPUTS))
+    if unknown:
+        raise ValueError(f"cannot export inputs {unknown}: only {', '.join(EXPORT_INPUTS)}")
     # The tracer takes keyword inputs in the order of forward's parameters, and names graph inputs in that order.
-    parameters = list(inspect.signature(model.forward).parameters)
-    input_names = sorted(input_names, key=parameters.index)
+    input_names = sorted(input_names, key=EXPORT_INPUTS.index)
+    traced = _Traced(model, len(output_names)).eval()  # the exporter restores this mode, recursively
     axes = {name: {0: "batch", 1: "sequence"} for name in [*input_names, *output_names]}
     vocabulary = model.config.vocab_size
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer notes on Python control flow; the check below covers them
         torch.onnx.export(
-            model,
+            traced,
             (),
             str(path),
-            kwargs={**_probe(input_names, vocabulary, 2, 24, 9), "return_dict": False},
+            kwargs=_probe(input_names, vocabulary, 2, 24, 9),
             input_names=list(input_names),
             output_names=list(output_names),
             dynamic_axes=axes,
@@ -135,8 +167,10 @@ def export_onnx(model: torch.nn.Module, input_names: Sequence[str], output_names
             dynamo=False,
         )
         check = _probe(input_names, vocabulary, 3, 40, 17)
-        expected = [output.numpy() for output in model(**check, return_dict=False)]
+        expected = [output.numpy() for output in traced(**check)]
     got = OnnxSession(path, threads=1)({name: tensor.numpy() for name, tensor in check.items()})
+    if len(got) != len(expected):
+        raise RuntimeError(f"the ONNX export of {type(model).__name__} has {len(got)} outputs, not {len(expected)}")
     mask = check["attention_mask"].numpy().astype(bool)
     worst = max(float(np.abs(e - g)[mask].max()) for e, g in zip(expected, got))
     if worst > 1e-3:

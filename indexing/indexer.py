@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from corpusqa.indexing.convert import FileConverter, convert
 from corpusqa.indexing.discovery import discover
-from corpusqa.indexing.embedding import DEFAULT_EMBEDDER, embedding_precision, local_model_path
+from corpusqa.indexing.embedding import DEFAULT_EMBEDDER, embedding_precision, local_model_path, passage_precision
 from corpusqa.indexing.errors import ConversionError
 from corpusqa.indexing.limits import FileLimits, check_passages, read_file
 from corpusqa.indexing.split import PassageSplitter
@@ -102,6 +102,8 @@ class IndexReport:
     removed: int = 0
     passages: int = 0
     seconds: float = 0.0
+    #: What passages were embedded in (float32, bfloat16 or int8: ``passage_precision``); None: none were.
+    embedding_precision: str | None = None
 
     def summary(self) -> str:
         lines = [
@@ -190,11 +192,13 @@ class _BatchWriter:
         return written
 
     def _embedded(self, passages: list[Document]) -> list[Document]:
-        found = []
-        with embedding_precision(index_run=True):
+        found, embedder = [], self._embedder()
+        if self.report.embedding_precision is None:  # decided (and the embedder set up) once per run
+            self.report.embedding_precision = passage_precision(embedder)
+        with embedding_precision(index_run=True, precision=self.report.embedding_precision):
             for begin in range(0, len(passages), self.EMBED_CALL):
                 chunk = passages[begin : begin + self.EMBED_CALL]
-                found += self._embedder().run(chunk)["documents"]
+                found += embedder.run(chunk)["documents"]
                 self.progress.done.update(len(chunk))
         return found
 

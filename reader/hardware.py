@@ -8,6 +8,9 @@ matrix kernels will not use them.
 Measured policies (benchmarks/reader_speed.py, benchmarks/train_step.py; numbers in docs/performance.md):
   * Inference runs in bf16 on CPUs with AMX tiles, where it is about twice as fast as fp32. Without AMX the reader
     runs int8 weights through ONNX Runtime (``reader/onnx_int8.py``) when it is installed, else fp32.
+  * Embedding follows the same policy (``embedding_precision_for``): bf16 autocast on AMX CPUs, for passages and
+    questions alike; without AMX, index runs embed passages with int8 weights through ONNX Runtime
+    (``indexing/int8_embedder.py``) while questions stay fp32; ``CORPUSQA_EMBED_PRECISION`` overrides it.
   * Training autocasts to bf16 on CPUs with bf16 arithmetic (AMX, or AVX-512 BF16 as on AMD Zen 4): a MiniLM step
     took 4.48 s in bf16 against 6.87 s in fp32 on a 2-core Zen 4. Master weights stay fp32.
 """
@@ -126,9 +129,39 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
     return precision
 
 
+#: Forces the embedding precision on CPUs (float32, bfloat16, int8; auto or unset: ``embedding_precision_for``
+#: decides), to measure one precision on a machine whose policy picks another.
+EMBED_PRECISION_VARIABLE = "CORPUSQA_EMBED_PRECISION"
+#: What a sentence embedder can run in: torch in fp32, torch under bf16 autocast, or int8 through ONNX Runtime.
+EMBEDDING_PRECISIONS = ("float32", "bfloat16", "int8")
+
+
+def embedding_precision_for(device: torch.device) -> str:
+    """The precision sentence embedding runs in on ``device``, by the reader's policy: on CPUs with AMX bfloat16
+    (autocast); on other CPUs int8 (ONNX Runtime) when it is installed, else float32. ``$CORPUSQA_EMBED_PRECISION``
+    (float32, bfloat16 or int8) overrides the CPU's answer; auto or unset leaves it. On a GPU the model runs as
+    loaded: float32.
+
+    int8 is for the passages of an index run only (``indexing/int8_embedder.py``); a question, one short
+    input, is embedded in fp32 wherever passages are embedded in int8, so ``embeds_in_bf16`` is False there."""
+    forced = os.environ.get(EMBED_PRECISION_VARIABLE, "").strip().lower() or "auto"
+    if forced != "auto" and forced not in EMBEDDING_PRECISIONS:
+        raise ValueError(
+            f"{EMBED_PRECISION_VARIABLE} must be auto or one of {', '.join(EMBEDDING_PRECISIONS)}, not {forced!r}"
+        )
+    if device.type != "cpu":
+        return "float32"
+    if forced != "auto":
+        return forced
+    if cpu_features().amx_bf16:
+        return "bfloat16"
+    return "int8" if int8_available() else "float32"
+
+
 def embeds_in_bf16(device: torch.device) -> bool:
-    """Whether sentence embedding on ``device`` runs under bf16 autocast: on CPUs with AMX, as the reader."""
-    return device.type == "cpu" and cpu_features().amx_bf16
+    """Whether sentence embedding (passages and questions) on ``device`` runs under bf16 autocast:
+    ``embedding_precision_for`` says bfloat16 (CPUs with AMX, unless overridden)."""
+    return embedding_precision_for(device) == "bfloat16"
 
 
 def training_autocast_dtype(device: torch.device, mixed_precision: bool = True) -> torch.dtype | None:

@@ -40,11 +40,30 @@ def test_a_onednn_isa_cap_hides_the_features_above_it(cap, expected):
 def test_cpu_precision_policy(monkeypatch, features, onnxruntime, inference, training):
     monkeypatch.setattr(hardware, "cpu_features", lambda: features)
     monkeypatch.setattr(hardware, "int8_available", lambda: onnxruntime)
+    monkeypatch.delenv(hardware.EMBED_PRECISION_VARIABLE, raising=False)
     cpu = torch.device("cpu")
     assert hardware.inference_precision(cpu) == hardware.resolve_precision("auto", cpu) == inference
+    assert hardware.embedding_precision_for(cpu) == inference  # passages of index runs: the reader's policy
     assert hardware.embeds_in_bf16(cpu) == (inference == "bfloat16")
     assert hardware.training_autocast_dtype(cpu) == training
     assert hardware.training_autocast_dtype(cpu, mixed_precision=False) is None
+
+
+@pytest.mark.parametrize(("forced", "expected"), [
+    ("int8", "int8"), ("float32", "float32"), ("BFloat16", "bfloat16"), ("auto", "bfloat16"), ("", "bfloat16"),
+])
+def test_the_variable_forces_the_cpu_s_embedding_precision(monkeypatch, forced, expected):
+    monkeypatch.setattr(hardware, "cpu_features", lambda: CpuFeatures(avx2=True, amx_bf16=True))
+    monkeypatch.setenv(hardware.EMBED_PRECISION_VARIABLE, forced)
+    assert hardware.embedding_precision_for(torch.device("cpu")) == expected
+    assert hardware.embeds_in_bf16(torch.device("cpu")) == (expected == "bfloat16")
+    assert hardware.embedding_precision_for(torch.device("cuda")) == "float32"  # a GPU runs the model as loaded
+
+
+def test_an_unknown_forced_embedding_precision_is_refused(monkeypatch):
+    monkeypatch.setenv(hardware.EMBED_PRECISION_VARIABLE, "int4")
+    with pytest.raises(ValueError, match="CORPUSQA_EMBED_PRECISION must be auto or one of float32, bfloat16, int8"):
+        hardware.embedding_precision_for(torch.device("cpu"))
 
 
 def test_a_named_precision_is_kept_and_int8_is_for_cpus_only():

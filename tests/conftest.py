@@ -1,4 +1,6 @@
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -13,8 +15,9 @@ if _TESTS not in sys.path:  # only matters with --import-mode=importlib
 os.environ["HF_HUB_OFFLINE"] = "1"
 # Nor Haystack's usage telemetry, which the CLI turns off only if haystack is not imported before it.
 os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
-# Quantized readers are cached per test session, never in the user's cache.
+# Quantized readers are cached per test session, never in the user's cache, and removed after it.
 os.environ["CORPUSQA_CACHE"] = tempfile.mkdtemp(prefix="corpusqa-test-cache-")
+atexit.register(shutil.rmtree, os.environ["CORPUSQA_CACHE"], ignore_errors=True)
 
 from tiny_models import ARCHITECTURES, build_tiny_model  # noqa: E402
 

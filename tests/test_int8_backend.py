@@ -69,7 +69,9 @@ def test_the_shipped_reader_in_int8_answers_as_in_fp32():
     expected = [a[0].data for a in read(fp32, questions, passages, options)]
     got = [a[0].data for a in read(int8, questions, passages, options)]
     same = sum(e == g for e, g in zip(expected, got))
-    assert same >= 0.85 * len(questions), f"{same} of {len(questions)} top answers equal"
+    # int8 moves close scores (26 of these 28 agree on a VNNI CPU; about 4 in 5 over 20 passages), while a
+    # broken graph (an ignored attention mask, swapped inputs) agrees on none
+    assert same >= 0.75 * len(questions), f"{same} of {len(questions)} top answers equal"
 
 
 def _model(seed: int):

@@ -22,7 +22,7 @@ from corpusqa.models import DEFAULT_READER  # noqa: E402
 from corpusqa.pipelines.flag_bounds import check_bounds  # noqa: E402
 from corpusqa.pipelines.terminal import safe_stdout, stripped  # noqa: E402
 from corpusqa.pipelines.option_flags import add_flags, given  # noqa: E402
-from corpusqa.reader.options import ReadOptions  # noqa: E402
+from corpusqa.reader.options import PRECISIONS, ReadOptions  # noqa: E402
 from corpusqa.server.settings import DEFAULT_PORT as SERVE_PORT  # noqa: E402
 from corpusqa.ui.launch import DEFAULT_MAX_MB, DEFAULT_PORT, LOCALHOST  # noqa: E402
 
@@ -97,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print everything machine-readable, offsets included")
     ask.add_argument("--server", metavar="URL", help="ask a running `corpusqa serve` instead of loading models here")
     ask.add_argument("--token-file", type=Path, help="with --server: file holding its token (default: $CORPUSQA_TOKEN)")
+    _dtype_flag(ask)
     add_flags(ask, ReadOptions, title=_READER_TITLE)
     ask.set_defaults(handler=_ask)
 
@@ -118,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--reranker", help="re-rank the retrieved passages with this cross-encoder (hub id or folder)")
     serve.add_argument("--token-file", type=Path, help="file holding the bearer token clients must send (default: $CORPUSQA_TOKEN; none: no token)")
     serve.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_MB, help="most one upload request may carry")
+    _dtype_flag(serve)
     serve.add_argument("--index-root", type=Path, action="append", default=[], help="a folder whose files clients may have indexed by path (repeatable; folders indexed before are allowed)")
     add_flags(serve, ReadOptions, title=_READER_TITLE)
     serve.set_defaults(handler=_serve)
@@ -219,11 +221,16 @@ def _serving_flags(parser: argparse.ArgumentParser, port: int) -> None:
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    _dtype_flag(parser)
+
+
+def _dtype_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dtype",
         default="auto",
-        help="auto (bf16 on CUDA and AMX CPUs, else fp32), float32, bfloat16, float16, or int8 (ONNX Runtime, CPU "
-        "only; made on first use and cached)",
+        choices=("auto", *PRECISIONS),
+        help="what the reader computes in: auto (bf16 on CUDA and AMX CPUs, else fp32), float32, bfloat16, float16, "
+        "or int8 (ONNX Runtime, CPU only; made on first use and cached)",
     )
 
 
@@ -375,7 +382,7 @@ def _local_asker(args: argparse.Namespace):
     from corpusqa.pipelines.query import ask, file_type_filter, load_query_pipeline
 
     _require_store(args.store)
-    pipeline = load_query_pipeline(_retriever(args), args.store, reranker=args.reranker)
+    pipeline = load_query_pipeline(_retriever(args), args.store, {"dtype": args.dtype}, reranker=args.reranker)
     options = replace(pipeline.reader.options, **given(args, ReadOptions))
     filters = file_type_filter(args.file_type)
     return lambda question: result_json(ask(pipeline, question, args.passages, filters, options))
@@ -558,7 +565,7 @@ def _serve(args: argparse.Namespace) -> int:
         store=Path(args.store) if is_folder(args.store) else args.store,
         data_dir=_data_dir(args),
         retriever=args.retriever,
-        reader=given(args, ReadOptions),
+        reader={**given(args, ReadOptions), "dtype": args.dtype},
         reranker=args.reranker,
         max_upload_mb=args.max_upload_mb,
         index_roots=tuple(args.index_root),

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-#: The float dtypes a ``TorchBackend`` runs in, by their names in ``hardware.PRECISIONS``.
+#: The float dtypes a ``TorchBackend`` runs in, by their names in ``options.PRECISIONS``.
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 #: What every backend returns, in this order.
 OUTPUT_NAMES = ("start_logits", "end_logits")

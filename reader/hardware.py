@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from .options import PRECISIONS
+
 #: oneDNN's instruction-set caps (ONEDNN_MAX_CPU_ISA), lowest first, and the CPU flags each one admits.
 _ISA_ORDER = ["SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_CORE_BF16",
               "AVX10_1_512", "AVX512_CORE_AMX", "AVX10_1_512_AMX", "AVX512_CORE_AMX_FP16", "AVX10_2_512",
@@ -97,8 +99,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-#: What a reader can run in: torch in one of three float dtypes, or ONNX Runtime with int8 weights (CPU only).
-PRECISIONS = ("float32", "bfloat16", "float16", "int8")
 
 
 def int8_available() -> bool:

@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+#: What a reader can run in (``dtype``): torch in one of three float dtypes, or ONNX Runtime with int8 weights on
+#: the CPU; "auto" lets the hardware module choose (``hardware.inference_precision``).
+PRECISIONS = ("float32", "bfloat16", "float16", "int8")
+
+
 @dataclass(frozen=True)
 class ReadOptions:
     """How the reader cuts, decodes and ranks. These defaults are the project's single source of them."""

@@ -156,6 +156,19 @@ def test_each_retriever_ranks_the_passage_that_answers_first(indexed, retriever)
     assert (best["answer"], best["meta"]["file_name"]) == ("Alfred Wegener", "geology.md")
 
 
+def test_ask_reads_in_the_dtype_asked_for_int8_included(indexed, monkeypatch):
+    from corpusqa.reader import component
+
+    loaded = []
+    real_load = component.load_reader_model
+    monkeypatch.setattr(component, "load_reader_model", lambda *a, **k: loaded.append(k["dtype"]) or real_load(*a, **k))
+    store, _ = indexed
+    question = "Whose theory of continental drift did plate tectonics explain?"
+    records = {dtype: ask_json(question, store, "--retriever", "bm25", "--dtype", dtype) for dtype in ("float32", "int8")}
+    assert loaded == ["float32", "int8"]
+    assert records["int8"]["answers"][0]["answer"] == records["float32"]["answers"][0]["answer"] == "Alfred Wegener"
+
+
 def test_file_type_filter_keeps_answers_to_those_types(indexed):
     """Unfiltered, the DOCX answers this question (see QUESTIONS)."""
     store, _ = indexed

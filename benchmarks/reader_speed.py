@@ -301,12 +301,13 @@ def main() -> None:
             "f1": f,
             "gpu_peak_mb": r.get("gpu_peak_mb"),
         }
-        line = f"{system:<18}{r['passages_per_s']:>11.1f}"
-        line += f"{r['passages_per_s'] / baseline['passages_per_s']:>11.2f}x" if baseline else f"{'':>12}"
-        line += f"{r['peak_rss_mb']:>13.0f}{r['peak_rss_mb'] - r['rss_before_mb']:>12.0f}"
-        line += f"{agreement(r['top'], plain['top']):>11.1f}%" if plain else f"{'':>12}"
-        line += f"{agreement(r['top'], fp32['top']):>10.1f}%" if fp32 else f"{'':>11}"
-        line += f"{agreement(r['top'], baseline['top']):>14.1f}%" if baseline else f"{'':>15}"
+        row = table[system]
+        line = f"{system:<18}{row['passages_per_s']:>11.1f}"
+        line += f"{row['vs_haystack']:>11.2f}x" if baseline else f"{'':>12}"
+        line += f"{row['peak_rss_mb']:>13.0f}{row['reading_mb']:>12.0f}"
+        line += f"{row['top_equals_plain_pct']:>11.1f}%" if plain else f"{'':>12}"
+        line += f"{row['top_equals_fp32_pct']:>10.1f}%" if fp32 else f"{'':>11}"
+        line += f"{row['top_equals_haystack_pct']:>14.1f}%" if baseline else f"{'':>15}"
         line += f"{em:>7.1f}{f:>7.1f}"
         if "gpu_peak_mb" in r:
             line += f"{r['gpu_peak_mb']:>12.0f}"

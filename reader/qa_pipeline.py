@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import auto_batch_size
+from .hardware import inference_precision, resolve_device
 from .model import ReaderModel, load_reader_model
 from .windows import make_windows, run_windows, truncate_questions
 
@@ -45,6 +46,10 @@ def pipeline(
         raise ValueError("name a question-answering model: pipeline('question-answering', model=...)")
     if tokenizer is not None and not (isinstance(tokenizer, str) and str(tokenizer) == str(model)):
         raise ValueError("a separate tokenizer is not supported: the model folder's own tokenizer is used")
+    if dtype in (None, "auto") and inference_precision(resolve_device(device)) == "int8":
+        # This face decodes each context on its own, as transformers does, with no fp32 re-read of close calls
+        # (``core``), so ``auto`` does not take int8 here; ``dtype="int8"`` still does.
+        dtype = "float32"
     loaded = model if isinstance(model, ReaderModel) else load_reader_model(model, device=device, dtype=dtype)
     return QuestionAnsweringPipeline(loaded, batch_size=batch_size)
 

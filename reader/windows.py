@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from tokenizers import Encoding
 
+from .backend import ReaderBackend
 from .model import ReaderModel
 
 logger = logging.getLogger(__name__)
@@ -97,20 +98,28 @@ def make_windows(
     return Windows(encodings=list(batch.encodings), pair_index=np.asarray(batch["overflow_to_sample_mapping"]))
 
 
-def run_windows(reader: ReaderModel, windows: Windows, batch_size: int) -> Iterator[WindowLogits]:
-    """Forward all windows, longest first, ``batch_size`` at a time, each batch padded only to its own longest
-    (rounded up to ``PAD_MULTIPLE``).
+def run_windows(
+    reader: ReaderModel,
+    windows: Windows,
+    batch_size: int,
+    which: np.ndarray | None = None,
+    backend: ReaderBackend | None = None,
+) -> Iterator[WindowLogits]:
+    """Forward the windows (those numbered in ``which``, else all), longest first, ``batch_size`` at a time, each
+    batch padded only to its own longest (rounded up to ``PAD_MULTIPLE``), through ``backend`` (else the reader's).
 
     Sorting by length keeps padding small; the bounded batch keeps memory flat however many windows come in.
     """
     encodings = windows.encodings
-    lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-    order = np.argsort(-lengths, kind="stable")
+    which = np.arange(len(encodings)) if which is None else np.asarray(which, dtype=np.int64)
+    lengths = np.fromiter((len(encodings[w].ids) for w in which), dtype=np.int64, count=len(which))
+    order = which[np.argsort(-lengths, kind="stable")]
+    backend = backend or reader.backend
     pad_id = reader.tokenizer.pad_token_id or 0
     names = reader.input_names
     for begin in range(0, len(order), batch_size):
         chunk = order[begin : begin + batch_size]
-        width = -(-int(lengths[chunk[0]]) // PAD_MULTIPLE) * PAD_MULTIPLE
+        width = -(-len(encodings[chunk[0]].ids) // PAD_MULTIPLE) * PAD_MULTIPLE
         ids = np.full((len(chunk), width), pad_id, dtype=np.int64)
         type_ids = np.zeros_like(ids)
         attention = np.zeros_like(ids)
@@ -123,10 +132,10 @@ def run_windows(reader: ReaderModel, windows: Windows, batch_size: int) -> Itera
             attention[row, :n] = 1
             context[row, :n] = [sequence == 1 for sequence in encoding.sequence_ids]
         inputs = {"input_ids": ids, "attention_mask": attention, "token_type_ids": type_ids}
-        start_logits, end_logits = reader.backend({k: v for k, v in inputs.items() if k in names})
+        start_logits, end_logits = backend({k: v for k, v in inputs.items() if k in names})
         yield WindowLogits(
             window_index=chunk,
             start_logits=start_logits,
             end_logits=end_logits,
-            context_mask=torch.from_numpy(context).to(reader.device),
+            context_mask=torch.from_numpy(context).to(backend.device),
         )

@@ -33,7 +33,8 @@ def test_a_onednn_isa_cap_hides_the_features_above_it(cap, expected):
 @pytest.mark.parametrize(("features", "onnxruntime", "inference", "embedding", "training"), [
     (CpuFeatures(avx2=True, avx512_vnni=True, avx512_bf16=True, amx_bf16=True), True, "bfloat16", "bfloat16",
      torch.bfloat16),
-    (CpuFeatures(avx2=True, avx512_vnni=True, avx512_bf16=True), True, "float32", "int8", torch.bfloat16),
+    (CpuFeatures(avx2=True, avx512_vnni=True, avx512_bf16=True), True, "int8", "int8", torch.bfloat16),
+    (CpuFeatures(avx2=True, avx512_vnni=True), True, "int8", "int8", None),
     (CpuFeatures(avx2=True, avx512_vnni=True, avx512_bf16=True), False, "float32", "float32", torch.bfloat16),
     (CpuFeatures(avx2=True), True, "float32", "int8", None),
     (CpuFeatures(avx2=True), False, "float32", "float32", None),
@@ -45,7 +46,7 @@ def test_cpu_precision_policy(monkeypatch, features, onnxruntime, inference, emb
     cpu = torch.device("cpu")
     assert hardware.inference_precision(cpu) == hardware.resolve_precision("auto", cpu) == inference
     assert hardware.embedding_precision_for(cpu) == embedding  # passages of index runs
-    assert hardware.embeds_in_bf16(cpu) == (inference == "bfloat16")
+    assert hardware.embeds_in_bf16(cpu) == (embedding == "bfloat16")
     assert hardware.training_autocast_dtype(cpu) == training
     assert hardware.training_autocast_dtype(cpu, mixed_precision=False) is None
 

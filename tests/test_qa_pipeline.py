@@ -127,3 +127,12 @@ def test_bad_arguments_raise_as_in_transformers4(qa, kwargs, message):
 def test_only_question_answering_is_offered(tiny_models):
     with pytest.raises(ValueError, match="question-answering"):
         pipeline("summarization", model=tiny_models["bert-uncased"])
+
+
+def test_auto_never_takes_int8_here_which_decodes_each_context_alone(tiny_models, monkeypatch):
+    from corpusqa.reader import hardware
+
+    monkeypatch.setattr(hardware, "cpu_features", lambda: hardware.CpuFeatures(avx2=True, avx512_vnni=True))
+    monkeypatch.setattr(hardware, "int8_available", lambda: True)
+    assert hardware.inference_precision(hardware.resolve_device("cpu")) == "int8"  # what read() would run
+    assert pipeline("question-answering", model=str(tiny_models["bert-uncased"]), device="cpu").reader.precision == "float32"

@@ -64,7 +64,8 @@ class ReadOptions:
         default=2.0,
         metadata={
             "help": "int8 readers only: windows whose best span is within this many logits of the question's best "
-            "are read again in fp32, so close calls are decided as in fp32; None: int8 alone decides"
+            "are read again in fp32, so close calls are decided as in fp32; null (in a YAML or a request): int8 alone "
+            "decides"
         },
     )
     merge_overlapping: bool = field(

@@ -117,8 +117,8 @@ def int8_sentence_transformer(model: Any, name: str | None = None) -> Any:
     if not {"input_ids", "attention_mask"} <= set(input_names) <= set(EXPORT_INPUTS):
         raise refuse(f"its tokenizer gives {input_names}, not input_ids and attention_mask (and token_type_ids)")
 
-    try:  # the export switches what it is given to fp32 and eager attention: a copy, not the shared model
-        session = int8_session(copy.deepcopy(encoder), input_names, [OUTPUT])
+    try:  # the export traces a copy: the shared encoder keeps its dtype and attention
+        session = int8_session(encoder, input_names, [OUTPUT])
     except Exception as error:  # torch's exporter and ONNX Runtime raise their own error types
         raise NotSwappable(f"{name}: the int8 export failed: {type(error).__name__}: {error}") from error
 

@@ -11,7 +11,6 @@ can differ only in the logits they compute. Two backends exist:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -62,7 +61,7 @@ class TorchBackend:
 class OnnxInt8Backend:
     """The model with int8 weights, run by ONNX Runtime on the CPU (made once and cached: ``onnx_int8``).
 
-    :param model: a Hugging Face extractive-QA model in fp32; a copy is exported, then only the session runs.
+    :param model: a Hugging Face extractive-QA model in fp32 (left as it is); it is exported once, then only the session runs.
     :param input_names: the tokenizer's input names, which the exported graph takes.
     """
 
@@ -72,8 +71,7 @@ class OnnxInt8Backend:
     def __init__(self, model: PreTrainedModel, input_names: Sequence[str]) -> None:
         from .onnx_int8 import int8_session
 
-        # The export switches the model it traces to eager attention; a copy leaves ``model`` as it was.
-        self.session = int8_session(copy.deepcopy(model), input_names, OUTPUT_NAMES)
+        self.session = int8_session(model, input_names, OUTPUT_NAMES)
 
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         start, end = self.session(inputs)

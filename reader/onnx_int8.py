@@ -14,6 +14,7 @@ Files are written to a temporary name and renamed into place, and one that canno
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -82,7 +83,7 @@ def int8_model_file(model: torch.nn.Module, input_names: Sequence[str], output_n
     logger.info("quantizing the model to int8 once; cached as %s", target)
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         exported, quantized = Path(scratch) / "fp32.onnx", Path(scratch) / "int8.onnx"
-        export_onnx(model, input_names, output_names, exported)
+        export_onnx(copy.deepcopy(model), input_names, output_names, exported)  # ``model`` stays as it was
         quantize(exported, quantized)
         os.replace(quantized, target)
     return target
@@ -140,8 +141,8 @@ def export_onnx(model: torch.nn.Module, input_names: Sequence[str], output_names
     ``return_dict=False``), and only those are exported: a QA model's two logits, a base encoder's
     ``last_hidden_state`` without its ``pooler_output``.
 
-    ``model`` itself is switched to fp32 and eager attention: callers export a model they then run through the
-    session instead (or a copy of one they keep running)."""
+    ``model`` itself is switched to fp32 and eager attention: ``int8_model_file`` exports a copy, so the model it
+    is given (which callers may keep running in torch) stays as it was."""
     model = model.to(torch.float32).eval()
     if hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation("eager")  # the traced graph of plain attention ops quantizes and fuses well

@@ -168,3 +168,12 @@ def test_a_corrupt_cached_model_is_made_again(monkeypatch, tmp_path):
     start, end = session({"input_ids": ids.numpy(), "attention_mask": torch.ones_like(ids).numpy(),
                           "token_type_ids": torch.zeros_like(ids).numpy()})
     assert start.shape == end.shape == (2, 8)
+
+
+def test_making_the_int8_model_leaves_the_model_given_as_it_was(monkeypatch, tmp_path):
+    monkeypatch.setenv(onnx_int8.CACHE_VARIABLE, str(tmp_path))
+    model = _model(2).to(torch.float16)
+    model.set_attn_implementation("sdpa")
+    onnx_int8.int8_model_file(model, NAMES, OUTPUTS)  # the export traces fp32 and eager attention
+    assert next(model.parameters()).dtype == torch.float16
+    assert model.config._attn_implementation == "sdpa"

@@ -28,6 +28,7 @@ AVX2 machine's (its weights are quantized as for one, though).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -100,7 +101,7 @@ def run_corpusqa(model, items, device, batched, dtype, rescore=True):
     reader = load_reader_model(model, device=device, dtype=dtype)
     options = ReadOptions(top_k=1, no_answer=False, max_answer_length=MAX_ANSWER)
     if not rescore:
-        options = ReadOptions(top_k=1, no_answer=False, max_answer_length=MAX_ANSWER, rescore_margin=None)
+        options = dataclasses.replace(options, rescore_margin=None)
     docs = [[Document(id=p["id"], content=p["text"]) for p in item["passages"]] for item in items]
 
     def answer(chunk_items, chunk_docs):

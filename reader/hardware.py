@@ -112,7 +112,8 @@ def inference_precision(device: torch.device) -> str:
     int8 reads about 1.4x as fast as fp32 where there are int8 dot products. Alone its top answer over 20 passages
     differs from fp32's on some questions, so the int8 reader reads the windows holding close calls again in fp32
     (``core``; ``ReadOptions.rescore_margin``) and answers as fp32 does. CPUs with AVX2 only are left in fp32:
-    without VNNI the int8 kernels gain less than that re-reading costs (docs/performance.md)."""
+    with oneDNN and MKL capped at AVX2, int8 with the re-reading was only 1.14x fp32, and that with ONNX Runtime's
+    kernels still using VNNI, which such a CPU lacks (docs/performance.md)."""
     if device.type == "cuda":
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     if device.type != "cpu":

@@ -575,11 +575,18 @@ def _record_point(run_dir: Path, state: TrainingState, metrics: dict[str, float]
         "step": state.global_step,
         "of_steps": total_steps,
         "train_seconds": round(state.train_seconds, 2),
-        "loss": round(state.epoch_loss_sum / max(state.step_in_epoch, 1), 4),
+        "loss": round(_running_loss(state), 4),
         **{k: round(v, 2) for k, v in metrics.items()},
         "load_average": round(os.getloadavg()[0], 2),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     })
+
+
+def _running_loss(state: TrainingState) -> float:
+    """The mean training loss of the epoch so far; at an epoch's end (its sum already reset) that epoch's mean."""
+    if state.step_in_epoch == 0 and state.epoch_losses:
+        return state.epoch_losses[-1]
+    return state.epoch_loss_sum / max(state.step_in_epoch, 1)
 
 
 def _finish(config, loop, tokenizer, state, num_examples, num_features, total_steps) -> None:

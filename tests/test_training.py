@@ -288,7 +288,7 @@ def test_the_learning_curve_scores_a_fixed_dev_sample(tiny_model, tmp_path):
     total = train(config, progress=False, resume=True).total_steps
     curve = read_curve(config.output_dir)
     assert total % 10 and [p["step"] for p in curve] == [*range(10, total, 10), total]  # every 10 steps, and at the end
-    assert all(0 <= p["f1"] <= 100 and p["train_seconds"] > 0 for p in curve)
+    assert all(0 <= p["f1"] <= 100 and p["train_seconds"] > 0 and p["loss"] > 0 for p in curve)  # the end too
     assert json.loads((config.output_dir / "training_args.json").read_text())["learning_curve"] == curve
 
 

@@ -28,8 +28,10 @@ from corpusqa.reader.squad_metric import SquadDataset, SquadExample, exact_match
 
 from .query import QueryPipeline, retrieve
 
-#: Retrieval weights tried, in units of 1 / (standard deviation of the retrieval scores of the passages read).
+#: Retrieval weights tried, in units of 1 / (standard deviation of the retrieval scores of the passages read);
+#: while the best is the largest tried, the grid doubles on, up to ``MAX_WEIGHT`` in the same units.
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+MAX_WEIGHT = 256.0
 
 
 @dataclass(frozen=True)
@@ -83,11 +85,22 @@ def sweep(readings: Sequence[Reading], max_em_drop: float = 2.0, grid: Sequence[
     """Choose the retrieval weight, then the threshold, from readings (see the module docstring)."""
     scores = [s for r in readings for _, _, s, _ in r.candidates]
     spread = float(np.std(scores)) if scores else 0.0
-    weights = [k / spread for k in grid] if spread > 0 else [0.0]
     answerable = [r for r in readings if r.answerable]
     unanswerable = [r for r in readings if not r.answerable]
-    tried = [(w, 100 * float(np.mean([_best(r, w)[1] for r in answerable])) if answerable else 0.0) for w in weights]
-    weight, best_em = max(tried, key=lambda pair: (round(pair[1], 9), -pair[0]))  # ties: the smaller weight
+
+    def em(units: float) -> tuple[float, float]:
+        w = units / spread if spread > 0 else 0.0
+        return w, 100 * float(np.mean([_best(r, w)[1] for r in answerable])) if answerable else 0.0
+
+    def choose(pairs):
+        return max(pairs, key=lambda pair: (round(pair[1], 9), -pair[0]))  # ties: the smaller weight
+
+    units = list(grid) if spread > 0 else [0.0]
+    tried = [em(k) for k in units]
+    while units[-1] > 0 and units[-1] * 2 <= MAX_WEIGHT and choose(tried) == tried[-1]:
+        units.append(units[-1] * 2)
+        tried.append(em(units[-1]))
+    weight, best_em = choose(tried)
     margins_yes = np.array([_best(r, weight)[0] for r in answerable])
     correct_yes = np.array([_best(r, weight)[1] for r in answerable], dtype=bool)
     margins_no = np.array([_best(r, weight)[0] for r in unanswerable])

@@ -53,6 +53,18 @@ def test_the_retrieval_weight_is_chosen_by_answerable_em():
     assert result.evidence["em_never_abstaining"] == pytest.approx(100.0)
 
 
+def test_the_weight_grid_grows_while_its_largest_weight_is_the_best():
+    """Gold spans 1.5 to 24 logits behind a distractor, in passages that retrieve better: each needs a larger weight,
+    the largest beyond the base grid."""
+    readings = [_reading(True, [(10.0 + d, 0.0, 0.0, "distractor"), (10.0, 0.0, 1.0, "gold")]) for d in (1.5, 3, 6, 12, 24)]
+    result = sweep(readings, grid=(0.0, 1.0))
+    weights = [w for w, _ in result.weights]
+    chosen = weights.index(result.settings.retrieval_weight)
+    assert result.evidence["em_never_abstaining"] == pytest.approx(100.0)
+    assert all(em < 100.0 for _, em in result.weights[:chosen]), "the smallest weight that wins all is chosen"
+    assert chosen >= 2 and len(weights) == chosen + 2, "the grid grew past (0, 1) and stopped one step after the best"
+
+
 def test_the_threshold_declines_most_while_losing_at_most_the_allowed_em():
     readings = _readings()
     result = sweep(readings, max_em_drop=2.0)

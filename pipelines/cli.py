@@ -162,6 +162,8 @@ def _parser() -> argparse.ArgumentParser:
     open_.add_argument("--passages", type=int, default=10, help="passages the reader reads per question")
     open_.add_argument("--limit", type=int, help="only the first N questions")
     open_.add_argument("--model", help="reader: hub id or folder (default: the pipelines')")
+    open_.add_argument("--unanswerable", type=int, default=0, metavar="N",
+                       help="also ask the first N questions without their article: the share declined")
     open_.add_argument("--json", action="store_true", help="print only the metrics, as one JSON object")
     _quiet_flag(open_)
     open_.set_defaults(handler=_eval_open)
@@ -717,7 +719,8 @@ def _eval_open(args: argparse.Namespace) -> int:
     results = {"passages": passages, "questions": len(examples)}
     retrievers = _evaluated_retrievers(args)
     reader = {"model": args.model} if args.model else None
-    results.update(evaluate_open(examples, retrievers, args.store, args.passages, reader, progress=_progress(args)))
+    results.update(evaluate_open(examples, retrievers, args.store, args.passages, reader, progress=_progress(args),
+                                 unanswerable=args.unanswerable))
     print(json.dumps(results, indent=None if args.json else 2))
     return 0
 

@@ -2,6 +2,10 @@
 full query pipeline (retrieval, then the reader), as users run it.
 
 Retrieval recall@k counts a question when a retrieved passage contains one of its gold answer texts.
+
+Abstention is measured on questions the corpus cannot answer: the first ``unanswerable`` questions are asked a
+second time with their own article filtered out (as ``corpusqa tune`` asks training questions), and the share
+the pipeline declines is reported beside the EM it keeps on the answerable questions when it may abstain.
 """
 
 from __future__ import annotations
@@ -61,8 +65,11 @@ def evaluate_open(
     reader: dict | None = None,
     progress: bool = True,
     latency_sample: int = 200,
+    unanswerable: int = 0,
 ) -> dict[str, dict[str, float]]:
-    """Per retriever: recall@1/5/10/20 of retrieval, EM/F1 of the pipeline's top answer, and latency.
+    """Per retriever: recall@1/5/10/20 of retrieval, EM/F1 of the pipeline's top answer, and latency; with
+    ``unanswerable``, also EM/F1 where an abstention counts as no answer, and the share of the first
+    ``unanswerable`` questions declined when asked without their article.
 
     Every question is retrieved one at a time (that is the retrieval latency). The reader then reads each
     question's passages once for all retrievers (the union of their top ``passages``), in batches across
@@ -82,19 +89,53 @@ def evaluate_open(
     candidates = read_candidates(model.loaded, questions, union, replace(model.options, top_k=1), progress=progress)
     dataset = SquadDataset(version="1.1", examples=list(examples))
     for name, pipeline in pipelines.items():
-        options = replace(pipeline.reader.options, top_k=1)
-        threshold = no_answer_threshold(model.loaded, options)
-        weight = retrieval_weight(model.loaded, options)
-        predictions = {}
-        for example, found, read_docs in zip(examples, candidates, to_read[name]):
-            scores = {d.id: d.score for d in read_docs}  # this retriever's scores, for the retrieval weight
-            mine = [c for c in found if c.document.id in scores]
-            predictions[example.id] = best_span(rank(example.question, mine, threshold, options, weight, scores))
-        metrics = evaluate(dataset, predictions)
+        ranked = _ranked(pipeline, examples, candidates, to_read[name])
+        metrics = evaluate(dataset, {e.id: best_span(answers) for e, answers in zip(examples, ranked)})
         results[name].update(exact=metrics["exact"], f1=metrics["f1"], total=len(examples))
+        if unanswerable:
+            kept = {e.id: "" if abstains(answers) else best_span(answers) for e, answers in zip(examples, ranked)}
+            kept = evaluate(dataset, kept)
+            results[name].update(exact_with_abstention=kept["exact"], f1_with_abstention=kept["f1"])
+        options = replace(pipeline.reader.options, top_k=1)
         seconds = [ask(pipeline, e.question, passages, options=options).seconds for e in examples[:latency_sample]]
         results[name].update(_percentiles("end_to_end", seconds))
+    if unanswerable:
+        for name, declined in _declined(pipelines, examples[:unanswerable], passages, progress).items():
+            results[name].update(unanswerable=min(unanswerable, len(examples)), unanswerable_declined=declined)
     return results
+
+
+def _ranked(pipeline, examples, candidates, read_docs) -> list[list]:
+    """Each question's answers as the pipeline ranks them from its own passages (of the candidates read)."""
+    options = replace(pipeline.reader.options, top_k=1)
+    threshold = no_answer_threshold(pipeline.reader.loaded, options)
+    weight = retrieval_weight(pipeline.reader.loaded, options)
+    ranked = []
+    for example, found, docs in zip(examples, candidates, read_docs):
+        scores = {d.id: d.score for d in docs}  # this retriever's scores, for the retrieval weight
+        mine = [c for c in found if c.document.id in scores]
+        ranked.append(rank(example.question, mine, threshold, options, weight, scores))
+    return ranked
+
+
+def _declined(pipelines, examples, passages, progress) -> dict[str, float]:
+    """Per retriever, the share (%) of ``examples`` declined when asked with their own article filtered out."""
+    to_read = {}
+    for name, pipeline in pipelines.items():
+        filters = [{"field": "meta.title", "operator": "!=", "value": e.title} for e in examples]
+        to_read[name] = [
+            retrieve(pipeline, e.question, passages, f)
+            for e, f in zip(tqdm(examples, desc=f"retrieving without the article ({name})", unit="question",
+                                 disable=not progress), filters)
+        ]
+    model = next(iter(pipelines.values())).reader
+    union = [list({d.id: d for name in pipelines for d in to_read[name][i]}.values()) for i in range(len(examples))]
+    candidates = read_candidates(model.loaded, [e.question for e in examples], union,
+                                 replace(model.options, top_k=1), progress=progress)
+    return {
+        name: 100 * float(np.mean([abstains(a) for a in _ranked(pipeline, examples, candidates, to_read[name])]))
+        for name, pipeline in pipelines.items()
+    }
 
 
 def _reading_settings(pipeline) -> dict:
@@ -121,6 +162,11 @@ def _retrieval_recall(pipeline, name, examples, passages, progress) -> tuple[dic
 
 def _percentiles(name: str, seconds: list[float]) -> dict[str, float]:
     return {f"{name}_p50_ms": 1000 * float(np.percentile(seconds, 50)), f"{name}_p95_ms": 1000 * float(np.percentile(seconds, 95))}
+
+
+def abstains(answers) -> bool:
+    """Whether the pipeline's top answer is "no answer"."""
+    return not answers or answers[0].data is None
 
 
 def best_span(answers) -> str:

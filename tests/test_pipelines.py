@@ -140,6 +140,27 @@ def test_open_evaluation_counts_recall_and_scores_the_top_answer(store_dir, read
     assert metrics["retrieval_p50_ms"] > 0 and metrics["end_to_end_p95_ms"] >= metrics["end_to_end_p50_ms"]
 
 
+@pytest.mark.parametrize(("threshold", "declined"), [(1e9, 0.0), (-1e9, 100.0)])
+def test_open_evaluation_reports_the_share_declined_without_the_article_and_em_kept(
+    store_dir, reader_settings, threshold, declined
+):
+    """A reader that never abstains keeps its EM and declines nothing; one that always abstains declines all."""
+    from corpusqa.pipelines.open_eval import evaluate_open
+    from corpusqa.reader.squad_metric import SquadExample
+
+    examples = [
+        SquadExample("q1", "tower", "When was the Eiffel Tower completed?", "", ["1889"], [0], False),
+        SquadExample("q2", "apollo", "When did Apollo 11 land?", "", ["July 1969"], [0], False),
+    ]
+    reader = {**reader_settings, "no_answer_threshold": threshold}
+    metrics = evaluate_open(examples, ["bm25"], store_dir, passages=2, reader=reader, progress=False, unanswerable=1)
+    metrics = metrics["bm25"]
+    assert metrics["unanswerable"] == 1 and metrics["unanswerable_declined"] == declined
+    assert metrics["exact_with_abstention"] == (metrics["exact"] if declined == 0 else 0.0)
+    assert "unanswerable_declined" not in evaluate_open(examples, ["bm25"], store_dir, passages=2, reader=reader,
+                                                         progress=False)["bm25"]
+
+
 @pytest.mark.parametrize(("amx", "expected"), [(True, True), (False, False)])
 def test_the_question_is_embedded_in_bf16_on_cpus_with_amx_and_in_fp32_elsewhere(store_dir, reader_settings,
                                                                                  monkeypatch, amx, expected):

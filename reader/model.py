@@ -167,11 +167,14 @@ def vocabulary_is_cased(vocabulary: dict[str, int]) -> bool:
 
 
 def stored_no_answer_threshold(folder: Path) -> float | None:
+    """The SQuAD 2.0 threshold stored with the model; None where none was stored (a reader tuned only over a
+    corpus has settings without one)."""
     settings = folder / READER_SETTINGS_FILE
     if not settings.is_file():
         return None
     try:
-        return float(json.loads(settings.read_text(encoding="utf-8"))["no_answer_threshold"])
+        stored = json.loads(settings.read_text(encoding="utf-8"))
+        return None if "no_answer_threshold" not in stored else float(stored["no_answer_threshold"])
     except (ValueError, KeyError, TypeError) as error:
         raise ReaderLoadError(f"{settings}: cannot read no_answer_threshold ({error})") from error
 

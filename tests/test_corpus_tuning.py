@@ -135,6 +135,16 @@ def test_corpus_values_apply_to_the_retriever_they_were_tuned_for(tiny_models, t
     assert no_answer_threshold(pipeline.reader.loaded, pipeline.reader.options) == 1.5
 
 
+def test_a_reader_tuned_only_over_a_corpus_loads_without_a_squad2_threshold(tiny_models, tmp_path):
+    folder = tmp_path / "reader"
+    shutil.copytree(tiny_models["bert-uncased"], folder)
+    (folder / READER_SETTINGS_FILE).write_text(json.dumps({"corpus": {"hybrid": {"no_answer_threshold": -4.0}}}))
+    reader = load_reader_model(str(folder), device="cpu", dtype="float32")
+    assert reader.no_answer_threshold is None and reader.corpus_settings == {"hybrid": CorpusSettings(-4.0, 0.0)}
+    assert threshold_source(reader, ReadOptions())[0] == 0.0, "read alone: the default, no SQuAD 2.0 value"
+    assert no_answer_threshold(reader, ReadOptions(corpus_retriever="hybrid")) == -4.0
+
+
 def test_tune_measures_and_stores_the_values_for_each_retriever(tiny_models, tmp_path, capsys):
     from test_hard_negatives import RIVERS
 

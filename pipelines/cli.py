@@ -202,6 +202,9 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--store", required=True, help="store folder for its paragraphs (reused if it holds them)")
     tune.add_argument("--model", default=DEFAULT_READER, help="reader folder; the tuned values are stored in it")
     tune.add_argument("--retriever", choices=("bm25", "dense", "hybrid"), action="append", help="default: all three")
+    tune.add_argument("--questions-from", type=Path, metavar="FILE",
+                      help="SQuAD file whose questions are sampled (default --data's): articles of --data the reader "
+                      "was not trained on (scripts/split_squad.py)")
     tune.add_argument("--questions", type=int, default=1000, help="questions sampled (default 1000)")
     tune.add_argument("--unanswerable-share", type=float, default=0.5, help="share asked without their article")
     tune.add_argument("--passages", type=int, default=10, help="passages the reader reads per question")
@@ -682,8 +685,13 @@ def _tune(args: argparse.Namespace) -> int:
     if not 0 <= args.unanswerable_share <= 1:
         raise UsageError(f"--unanswerable-share must lie in [0, 1], not {args.unanswerable_share}")
     dataset = load_squad(args.data)
+    asked = load_squad(args.questions_from) if args.questions_from else dataset
+    missing = {e.title for e in asked.examples} - {e.title for e in dataset.examples}
+    if missing:
+        raise UsageError(f"{args.questions_from}: {len(missing)} of its articles are not in {args.data} (for example "
+                         f"{sorted(missing)[0]!r}), so the corpus could not answer their questions")
     _corpus_store(args, [dataset])
-    examples = sample_questions(dataset, args.questions, args.seed)
+    examples = sample_questions(asked, args.questions, args.seed)
     unanswerable = round(args.unanswerable_share * len(examples))
     for retriever in args.retriever or ["bm25", "dense", "hybrid"]:
         pipeline = load_query_pipeline(retriever, args.store, {"model": args.model})
@@ -703,7 +711,7 @@ def _tune(args: argparse.Namespace) -> int:
             if not folder.is_dir():
                 raise UsageError(f"{args.model} is not a local folder: nothing to store the tuned values in")
             evidence = {**result.evidence, "data": str(args.data), "questions": len(examples), "seed": args.seed,
-                        "passages": args.passages}
+                        "passages": args.passages, "questions_from": str(args.questions_from or args.data)}
             save_corpus_settings(folder, retriever, result.settings, evidence)
             print(f"stored in {folder}")
     return 0

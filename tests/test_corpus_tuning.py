@@ -165,3 +165,29 @@ def test_tune_measures_and_stores_the_values_for_each_retriever(tiny_models, tmp
     tuned = stored["corpus"]["bm25"]
     assert math.isfinite(tuned["no_answer_threshold"]) and tuned["retrieval_weight"] >= 0
     assert tuned["tuned_on"]["answerable"] == 3 and tuned["tuned_on"]["unanswerable"] == 3
+
+
+def test_tune_asks_only_the_held_out_questions_over_the_whole_corpus(tiny_models, tmp_path, capsys):
+    from test_hard_negatives import RIVERS
+
+    def squad(rivers):
+        data = [{"title": name, "paragraphs": [{"context": context, "qas": [{
+            "id": f"q-{name}", "question": f"Where does the river {name} flow into the sea?",
+            "answers": [{"text": answer, "answer_start": context.index(answer)}]}]}]} for name, context, answer in rivers]
+        return {"version": "1.1", "data": data}
+
+    corpus, held, stranger = tmp_path / "train.json", tmp_path / "held.json", tmp_path / "other.json"
+    corpus.write_text(json.dumps(squad(RIVERS)))
+    held.write_text(json.dumps(squad(RIVERS[:2])))
+    stranger.write_text(json.dumps(squad([("Amazon", "The Amazon flows into the Atlantic.", "Atlantic")])))
+    folder = _tuned_copy(tiny_models, tmp_path, {})
+    args = ["tune", "--data", str(corpus), "--store", str(tmp_path / "store"), "--model", folder,
+            "--retriever", "bm25", "--questions", "6", "--passages", "3", "--quiet"]
+    assert main([*args, "--questions-from", str(held)]) == 0
+    tuned = json.loads((tmp_path / "reader" / READER_SETTINGS_FILE).read_text())["corpus"]["bm25"]["tuned_on"]
+    assert tuned["answerable"] + tuned["unanswerable"] == 2 and tuned["questions_from"] == str(held)
+    assert tuned["passages"] == 3
+    capsys.readouterr()
+    assert main([*args, "--questions-from", str(stranger)]) == 2
+    error = capsys.readouterr().err
+    assert str(stranger) in error and "'Amazon'" in error

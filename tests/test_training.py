@@ -18,6 +18,7 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer, BertModel
 
 from corpusqa.reader.squad_metric import SquadExample, load_squad
 from corpusqa.reader.checkpoint import latest_checkpoint, read_curve
+from corpusqa.reader.model import READER_SETTINGS_FILE, export_half
 from corpusqa.reader.training import (
     StopControl,
     TrainConfig,
@@ -176,6 +177,21 @@ def test_output_is_a_standard_qa_folder_even_from_a_plain_encoder(tiny_model, tm
     assert summary["config"]["limit"] == 60 and summary["num_examples"] > 60  # the negatives were added
     assert summary["num_features"] >= summary["num_examples"]
     assert summary["train_seconds"] > 0 and len(summary["epoch_losses"]) == 2
+
+
+def test_an_exported_reader_is_fp16_and_records_every_training_phase(tiny_model, tmp_path):
+    gold = train(_config(tiny_model, tmp_path / "gold", limit=40), progress=False).run_dir
+    corpus = train(_config(gold, tmp_path / "corpus", limit=20, learning_rate=1e-4), progress=False).run_dir
+    (corpus / READER_SETTINGS_FILE).write_text(json.dumps({"corpus": {"hybrid": {"no_answer_threshold": -3.0}}}))
+
+    shipped = export_half(corpus, tmp_path / "shipped")
+    weights = load_file(shipped / "model.safetensors")
+    assert {tensor.dtype for tensor in weights.values()} == {torch.float16}
+    assert json.loads((shipped / READER_SETTINGS_FILE).read_text())["corpus"]["hybrid"]["no_answer_threshold"] == -3.0
+    record = json.loads((shipped / "training_args.json").read_text())
+    assert record["config"]["limit"] == 20
+    assert [phase["config"]["limit"] for phase in record["earlier_phases"]] == [40]
+    assert "earlier_phases" not in json.loads((export_half(gold, tmp_path / "g16") / "training_args.json").read_text())
 
 
 def test_same_seed_gives_identical_weights(tiny_model, tmp_path):

@@ -46,6 +46,7 @@ from .checkpoint import (
 )
 from .backend import TorchBackend
 from .core import ReadOptions
+from .distillation import CACHE_FOLDER, CLS_MARK, OFF_PASSAGE, Teacher, TeacherCache, distillation_loss, windows_key
 from .evaluation import evaluate_reader
 from .hardware import resolve_device, training_autocast_dtype
 from .model import ReaderModel, usable_positions
@@ -95,6 +96,12 @@ class TrainConfig:
     eval_file: str | Path | None = None
     eval_questions: int = 1000
     eval_every: int = 500
+    #: A trained reader whose start and end distributions the model also learns (``distillation``), or None.
+    teacher: str | Path | None = None
+    #: The share of the loss that is the teacher's (the rest is the hard labels').
+    distill_weight: float = 0.5
+    #: Softmax temperature of the distillation term.
+    distill_temperature: float = 2.0
 
 
 @dataclass
@@ -109,6 +116,9 @@ class Features:
     #: The question each window belongs to: the unit of shared normalization (every window of one question's
     #: passages shares one softmax). Filled by ``train`` from the examples' groups.
     group_index: np.ndarray | None = None
+    #: [tokens, 2] each token's characters in its passage (``distillation.OFF_PASSAGE`` off it, ``CLS_MARK`` on
+    #: CLS), aligned with ``columns``; made only for distillation (``make_features(with_offsets=True)``).
+    offsets: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.start_positions)
@@ -149,9 +159,10 @@ def make_features(
     max_seq_length: int,
     doc_stride: int,
     max_question_length: int,
+    with_offsets: bool = False,
 ) -> Features:
     """Cut (question, context) pairs into windows with the reader's own code (``windows``) and label the answer
-    span in each.
+    span in each; ``with_offsets`` also keeps each token's characters in its passage (``Features.offsets``).
 
     No padding here: batches are padded to their own longest window at collate time.
     """
@@ -161,6 +172,7 @@ def make_features(
     starts: list[int] = []
     ends: list[int] = []
     sources: list[int] = []
+    offsets: list[np.ndarray] = []
     for lo in range(0, len(examples), TOKENIZE_CHUNK):
         chunk = examples[lo : lo + TOKENIZE_CHUNK]
         questions = prepare_questions(tokenizer, [e.question for e in chunk], max_seq_length, doc_stride, max_question_length)
@@ -177,6 +189,8 @@ def make_features(
             sources.append(lo + sample)
             for n in names:
                 columns[n].append(np.asarray(values[n], dtype=np.int32))
+            if with_offsets:
+                offsets.append(_passage_offsets(encoding, cls_index))
     lengths = [len(ids) for ids in columns["input_ids"]]
     return Features(
         columns={n: np.concatenate(parts) if parts else np.zeros(0, np.int32) for n, parts in columns.items()},
@@ -184,7 +198,18 @@ def make_features(
         start_positions=np.asarray(starts, dtype=np.int64),
         end_positions=np.asarray(ends, dtype=np.int64),
         example_index=np.asarray(sources, dtype=np.int64),
+        offsets=(np.concatenate(offsets) if offsets else np.zeros((0, 2), np.int32)) if with_offsets else None,
     )
+
+
+def _passage_offsets(encoding: Encoding, cls_index: int) -> np.ndarray:
+    """[tokens, 2] characters of each passage token; OFF_PASSAGE elsewhere, CLS_MARK on the CLS token."""
+    found = np.full((len(encoding.ids), 2), OFF_PASSAGE, dtype=np.int32)
+    for position, (sequence, span) in enumerate(zip(encoding.sequence_ids, encoding.offsets)):
+        if sequence == 1:
+            found[position] = span
+    found[cls_index] = CLS_MARK
+    return found
 
 
 def length_grouped_batches(
@@ -297,6 +322,12 @@ class _Loop:
     max_grad_norm: float
     pad_values: dict[str, int]
     objective: str = "window"
+    #: Distillation (``config.teacher``): the teacher, its cache, the examples the windows were cut from.
+    teacher: Teacher | None = None
+    teacher_cache: TeacherCache | None = None
+    examples: Sequence[TrainExample] = ()
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Mixed precision where ``hardware.training_autocast_dtype`` chose it, a no-op otherwise."""
@@ -324,10 +355,32 @@ class _Loop:
                 groups = torch.from_numpy(features.group_index[indices]).to(self.device)
                 loss = shared_norm_loss(output.start_logits, output.end_logits, batch["attention_mask"],
                                         labels["start_positions"], labels["end_positions"], groups)
+            elif self.teacher is not None:
+                output = self.model(**batch)
+                teacher_start, teacher_end = self.teacher_targets(features, indices, batch["input_ids"].shape[1])
+                soft = distillation_loss(output.start_logits, output.end_logits, teacher_start, teacher_end,
+                                         self.distill_temperature)
+                loss = (1 - self.distill_weight) * output.loss + self.distill_weight * soft
             else:
                 loss = self.model(**batch).loss
         self.scaler.scale(loss / self.accumulation).backward()
         return loss.detach().float()
+
+    def teacher_targets(self, features: Features, indices: np.ndarray, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The teacher's logits on the windows, [B, width] each; windows it has not read yet are read now."""
+        cache = self.teacher_cache
+        missing = cache.missing(indices)
+        if len(missing):
+            examples = [self.examples[features.example_index[w]] for w in missing]
+            read = self.teacher.read(
+                [e.question.lstrip() for e in examples],
+                [e.context for e in examples],
+                [features.offsets[features.bounds[w] : features.bounds[w + 1]] for w in missing],
+            )
+            for window, (start, end) in zip(missing, read):
+                cache.put(window, start, end)
+        start, end = cache.batch(indices, width)
+        return start.to(self.device), end.to(self.device)
 
     def snapshot(self, state: TrainingState) -> TrainingState:
         """``state`` (positions and counters) completed with the current weights, optimizer and RNG states."""
@@ -481,7 +534,10 @@ def train(
     if config.objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {config.objective!r}")
     examples, group_of = load_training_examples(Path(config.train_file), config.limit, config.negatives, config.seed)
-    features = make_features(tokenizer, examples, config.max_seq_length, config.doc_stride, config.max_question_length)
+    if config.teacher is not None and config.objective != "window":
+        raise ValueError(f"--teacher distils window by window: it needs --objective window, not {config.objective!r}")
+    features = make_features(tokenizer, examples, config.max_seq_length, config.doc_stride, config.max_question_length,
+                             with_offsets=config.teacher is not None)
     features.group_index = np.asarray(group_of, dtype=np.int64)[features.example_index]
     if not len(features):
         raise ValueError(f"{config.train_file}: no training examples")
@@ -505,7 +561,14 @@ def train(
         max_grad_norm=config.max_grad_norm,
         pad_values={"input_ids": tokenizer.pad_token_id, "token_type_ids": tokenizer.pad_token_type_id},
         objective=config.objective,
+        examples=examples,
+        distill_weight=config.distill_weight,
+        distill_temperature=config.distill_temperature,
     )
+    if config.teacher is not None:
+        loop.teacher = Teacher(config.teacher, device, amp_dtype)
+        key = windows_key(loop.teacher.fingerprint(), features.columns["input_ids"], features.bounds)
+        loop.teacher_cache = TeacherCache.open(run_dir, key, features.bounds)
     if found is not None:
         state = load_checkpoint(found)
         loop.restore(state)
@@ -519,6 +582,8 @@ def train(
         )
 
     def checkpoint() -> None:
+        if loop.teacher_cache is not None:
+            loop.teacher_cache.save(run_dir)
         save_checkpoint(run_dir, loop.snapshot(state))
 
     loop.model.train()
@@ -608,3 +673,4 @@ def _finish(config, loop, tokenizer, state, num_examples, num_features, total_st
     (run_dir / "training_args.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     while (found := latest_checkpoint(run_dir)) is not None:
         shutil.rmtree(found)
+    shutil.rmtree(run_dir / CACHE_FOLDER, ignore_errors=True)

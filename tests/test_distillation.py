@@ -1,0 +1,200 @@
+"""Distillation: a teacher's start and end logits carried to a student's tokens by character, and training on
+them that resumes exactly and asks the teacher about each window once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from shared_data import SAMPLE_DIR
+from tiny_models import build_tiny_model
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+from corpusqa.reader import distillation
+from corpusqa.reader.distillation import (
+    CLS_MARK,
+    OFF_PASSAGE,
+    Teacher,
+    TeacherCache,
+    carry_over,
+    distillation_loss,
+)
+from corpusqa.reader.squad_metric import load_squad
+from corpusqa.reader.training import StopControl, TrainConfig, make_features, train
+from corpusqa.reader.training_data import to_train_examples
+
+SQUAD_TRAIN = SAMPLE_DIR / "dev-v1.1.json"
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory) -> Path:
+    return build_tiny_model("bert-uncased", tmp_path_factory.mktemp("student"))
+
+
+@pytest.fixture(scope="module")
+def bpe_teacher(tmp_path_factory) -> Path:
+    return build_tiny_model("roberta", tmp_path_factory.mktemp("teacher"), seed=1)
+
+
+@pytest.fixture(scope="module")
+def examples():
+    return to_train_examples(load_squad(SQUAD_TRAIN).examples[:12])
+
+
+def _rows(*pairs):
+    return np.asarray(pairs, dtype=np.int32)
+
+
+def test_each_student_token_takes_the_logits_of_the_teacher_token_holding_its_characters():
+    # passage "New York City": the student cuts "new|york|city", the teacher "new york|city" (read from char 0)
+    student = _rows((CLS_MARK, CLS_MARK), (OFF_PASSAGE, OFF_PASSAGE), (0, 3), (4, 8), (9, 13), (OFF_PASSAGE, OFF_PASSAGE))
+    teacher = _rows((0, 0), (0, 8), (9, 13), (0, 0))
+    on_passage = np.array([False, True, True, False])
+    t_start, t_end = np.array([5.0, 1.0, 2.0, 9.0]), np.array([6.0, 3.0, 4.0, 9.0])
+    start, end = carry_over(student, teacher, on_passage, 0, t_start, t_end, shift=0)
+    assert start.tolist() == [5.0, -np.inf, 1.0, 1.0, 2.0, -np.inf]
+    assert end.tolist() == [6.0, -np.inf, 3.0, 3.0, 4.0, -np.inf]
+
+
+def test_a_teacher_reading_from_a_later_character_is_shifted_and_unread_text_takes_no_part():
+    student = _rows((CLS_MARK, CLS_MARK), (10, 13), (14, 18), (19, 23))
+    teacher = _rows((0, 0), (0, 3), (4, 8))  # read passage[10:], cut before "city"
+    start, end = carry_over(student, teacher, np.array([False, True, True]), 0,
+                            np.array([0.0, 1.0, 2.0]), np.array([0.0, 3.0, 4.0]), shift=10)
+    assert start.tolist() == [0.0, 1.0, 2.0, -np.inf] and end.tolist() == [0.0, 3.0, 4.0, -np.inf]
+
+
+def test_a_teacher_sharing_the_students_tokenizer_gives_its_own_logits_on_passage_and_cls(student, examples):
+    tokenizer = AutoTokenizer.from_pretrained(student)
+    features = make_features(tokenizer, examples, 384, 128, 64, with_offsets=True)
+    teacher = Teacher(student, torch.device("cpu"), None)
+    counts = np.bincount(features.example_index)
+    windows = [w for w in range(len(features)) if counts[features.example_index[w]] == 1][:6]  # whole passages
+    assert len(windows) == 6
+    read = teacher.read(
+        [examples[features.example_index[w]].question.lstrip() for w in windows],
+        [examples[features.example_index[w]].context for w in windows],
+        [features.offsets[features.bounds[w] : features.bounds[w + 1]] for w in windows],
+    )
+    model = AutoModelForQuestionAnswering.from_pretrained(student).eval()
+    for w, (start, end) in zip(windows, read):
+        ids = torch.from_numpy(features.window(w).astype(np.int64))[None]
+        types = torch.from_numpy(features.window(w, "token_type_ids").astype(np.int64))[None]
+        with torch.no_grad():
+            own = model(input_ids=ids, token_type_ids=types)
+        offsets = features.offsets[features.bounds[w] : features.bounds[w + 1]]
+        kept = (offsets[:, 0] >= 0) | (offsets[:, 0] == CLS_MARK)
+        assert np.isfinite(start[kept]).all() and np.isneginf(start[~kept]).all()
+        np.testing.assert_allclose(start[kept], own.start_logits[0].numpy()[kept], atol=1e-4)
+        np.testing.assert_allclose(end[kept], own.end_logits[0].numpy()[kept], atol=1e-4)
+
+
+def test_a_teacher_with_another_tokenizer_covers_every_passage_token(student, bpe_teacher, examples):
+    features = make_features(AutoTokenizer.from_pretrained(student), examples, 128, 64, 64, with_offsets=True)
+    read = Teacher(bpe_teacher, torch.device("cpu"), None).read(
+        [examples[features.example_index[w]].question for w in range(4)],
+        [examples[features.example_index[w]].context for w in range(4)],
+        [features.offsets[features.bounds[w] : features.bounds[w + 1]] for w in range(4)],
+    )
+    for w, (start, end) in enumerate(read):
+        offsets = features.offsets[features.bounds[w] : features.bounds[w + 1]]
+        on_passage = offsets[:, 0] >= 0
+        assert np.isfinite(start[on_passage]).all() and np.isfinite(end[on_passage]).all()
+        assert np.isneginf(start[offsets[:, 0] == OFF_PASSAGE]).all()
+
+
+def test_the_distillation_loss_is_zero_at_the_teacher_and_blind_where_the_teacher_has_no_logit():
+    teacher = torch.tensor([[2.0, -1.0, 0.5, -np.inf]])
+    same = distillation_loss(teacher.clamp(min=-50), teacher.clamp(min=-50), teacher, teacher, 2.0)
+    assert same.item() == pytest.approx(0.0, abs=1e-6)
+    student = torch.tensor([[0.0, 1.0, 0.0, 3.0]])
+    moved = student.clone()
+    moved[0, 3] = -7.0  # a position the teacher has no logit for
+    loss = distillation_loss(student, student, teacher, teacher, 2.0)
+    assert loss.item() > 0.1
+    assert distillation_loss(moved, moved, teacher, teacher, 2.0).item() == pytest.approx(loss.item())
+
+
+def _config(student: Path, teacher: Path, out: Path, **overrides) -> TrainConfig:
+    settings = dict(max_seq_length=128, doc_stride=64, batch_size=8, epochs=2, learning_rate=1e-3, limit=40,
+                    device="cpu", teacher=str(teacher), distill_weight=0.7)
+    return TrainConfig(train_file=SQUAD_TRAIN, base_model=student, output_dir=out, **(settings | overrides))
+
+
+class _StopAfter(StopControl):
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+
+    def reached(self, global_step: int) -> bool:
+        if global_step >= self.step:
+            self.request("test")
+        return super().reached(global_step)
+
+
+def test_distilling_resumes_bit_for_bit_and_asks_the_teacher_about_each_window_once(
+    student, bpe_teacher, tmp_path, monkeypatch
+):
+    asked: list[int] = []
+    read = Teacher.read
+    monkeypatch.setattr(Teacher, "read", lambda self, q, p, o: asked.append(len(q)) or read(self, q, p, o))
+
+    whole = train(_config(student, bpe_teacher, tmp_path / "whole"), progress=False)
+    windows = json.loads((whole.run_dir / "training_args.json").read_text())["num_features"]
+    assert sum(asked) == windows  # two epochs, one read of each window
+    assert not (whole.run_dir / distillation.CACHE_FOLDER).exists()  # a finished run keeps no cache
+
+    asked.clear()
+    config = _config(student, bpe_teacher, tmp_path / "pieces")
+    first = train(config, progress=False, stop=_StopAfter(3))
+    assert (first.run_dir / distillation.CACHE_FOLDER / "logits.npz").is_file()
+    read_before = sum(asked)
+    assert train(config, progress=False, resume=True).finished
+    assert sum(asked) == windows and read_before < windows  # the resumed run read only the windows still unread
+
+    expected, got = load_file(whole.run_dir / "model.safetensors"), load_file(tmp_path / "pieces" / "model.safetensors")
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_a_cache_made_for_another_teacher_or_other_windows_is_not_used(tmp_path):
+    bounds = np.array([0, 3, 5])
+    cache = TeacherCache("teacher-a", bounds)
+    cache.put(1, np.array([1.0, 2.0]), np.array([3.0, 4.0]))
+    cache.save(tmp_path)
+    assert TeacherCache.open(tmp_path, "teacher-a", bounds).done.tolist() == [False, True]
+    assert TeacherCache.open(tmp_path, "teacher-b", bounds).done.tolist() == [False, False]
+
+
+def test_the_student_moves_toward_its_teacher(student, bpe_teacher, tmp_path, examples):
+    out = train(_config(student, bpe_teacher, tmp_path / "run", distill_weight=1.0, epochs=3), progress=False).run_dir
+    tokenizer = AutoTokenizer.from_pretrained(student)
+    features = make_features(tokenizer, examples[:8], 128, 64, 64, with_offsets=True)
+    teacher = Teacher(bpe_teacher, torch.device("cpu"), None)
+    cache = TeacherCache("k", features.bounds)
+    for w in range(len(features)):
+        [(start, end)] = teacher.read([examples[features.example_index[w]].question],
+                                     [examples[features.example_index[w]].context],
+                                     [features.offsets[features.bounds[w] : features.bounds[w + 1]]])
+        cache.put(w, start, end)
+
+    def gap(folder: Path) -> float:
+        model = AutoModelForQuestionAnswering.from_pretrained(folder).eval()
+        total = 0.0
+        for w in range(len(features)):
+            ids = torch.from_numpy(features.window(w).astype(np.int64))[None]
+            with torch.no_grad():
+                output = model(input_ids=ids)
+            t_start, t_end = cache.batch(np.array([w]), ids.shape[1])
+            total += distillation_loss(output.start_logits, output.end_logits, t_start, t_end, 2.0).item()
+        return total
+
+    assert gap(out) < 0.7 * gap(student)
+
+
+def test_distillation_needs_the_window_objective(student, bpe_teacher, tmp_path):
+    with pytest.raises(ValueError, match="--objective window"):
+        train(_config(student, bpe_teacher, tmp_path / "run", objective="shared"), progress=False)

@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from shared_data import SAMPLE_DIR
+from stopping import StopAfter
 from tiny_models import build_tiny_model
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
@@ -24,7 +25,7 @@ from corpusqa.reader.distillation import (
     distillation_loss,
 )
 from corpusqa.reader.squad_metric import load_squad
-from corpusqa.reader.training import StopControl, TrainConfig, make_features, train
+from corpusqa.reader.training import TrainConfig, make_features, train
 from corpusqa.reader.training_data import to_train_examples
 
 SQUAD_TRAIN = SAMPLE_DIR / "dev-v1.1.json"
@@ -125,17 +126,6 @@ def _config(student: Path, teacher: Path, out: Path, **overrides) -> TrainConfig
     return TrainConfig(train_file=SQUAD_TRAIN, base_model=student, output_dir=out, **(settings | overrides))
 
 
-class _StopAfter(StopControl):
-    def __init__(self, step: int) -> None:
-        super().__init__()
-        self.step = step
-
-    def reached(self, global_step: int) -> bool:
-        if global_step >= self.step:
-            self.request("test")
-        return super().reached(global_step)
-
-
 def test_distilling_resumes_bit_for_bit_and_asks_the_teacher_about_each_window_once(
     student, bpe_teacher, tmp_path, monkeypatch
 ):
@@ -150,7 +140,7 @@ def test_distilling_resumes_bit_for_bit_and_asks_the_teacher_about_each_window_o
 
     asked.clear()
     config = _config(student, bpe_teacher, tmp_path / "pieces")
-    first = train(config, progress=False, stop=_StopAfter(3))
+    first = train(config, progress=False, stop=StopAfter(3))
     assert (first.run_dir / distillation.CACHE_FOLDER / "logits.npz").is_file()
     read_before = sum(asked)
     assert train(config, progress=False, resume=True).finished

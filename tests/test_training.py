@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from shared_data import SAMPLE_DIR
+from stopping import StopAfter
 from tiny_models import build_tiny_model
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, BertModel
 
@@ -212,19 +213,6 @@ def test_max_steps_stops_the_run_there(tiny_model, tmp_path):
     assert (out / "model.safetensors").exists()
 
 
-class _StopAfter(StopControl):
-    """Stops the run after a given optimizer step, as a signal or a spent time budget would."""
-
-    def __init__(self, step: int) -> None:
-        super().__init__()
-        self.step = step
-
-    def reached(self, global_step: int) -> bool:
-        if global_step >= self.step:
-            self.request("test")
-        return super().reached(global_step)
-
-
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(folder / "model.safetensors")
 
@@ -237,10 +225,10 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one_bit_for_bit(tin
     assert whole.finished and whole.total_steps == 16
 
     config = _config(tiny_model, tmp_path / "pieces", **settings)
-    outcome = train(config, progress=False, stop=_StopAfter(stops[0]))
+    outcome = train(config, progress=False, stop=StopAfter(stops[0]))
     for done, step in zip(stops, stops[1:] + [None]):
         assert not outcome.finished and outcome.global_step == done
-        outcome = train(config, progress=False, resume=True, stop=_StopAfter(step) if step else None)
+        outcome = train(config, progress=False, resume=True, stop=StopAfter(step) if step else None)
     assert outcome.finished and outcome.global_step == 16
 
     expected, got = _weights(whole.run_dir), _weights(outcome.run_dir)
@@ -252,7 +240,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one_bit_for_bit(tin
 
 def test_a_stop_leaves_one_whole_checkpoint_and_the_run_config(tiny_model, tmp_path):
     config = _config(tiny_model, tmp_path / "run", limit=50, batch_size=8)
-    outcome = train(config, progress=False, stop=_StopAfter(2))
+    outcome = train(config, progress=False, stop=StopAfter(2))
     assert not outcome.finished and outcome.stop_reason == "test"
     assert [p.name for p in outcome.run_dir.glob("checkpoint-*")] == ["checkpoint-0000002"]
     assert config_to_json(resume_config(outcome.run_dir)) == config_to_json(config)
@@ -262,7 +250,7 @@ def test_a_run_with_a_checkpoint_is_never_restarted_and_resume_needs_one(tiny_mo
     config = _config(tiny_model, tmp_path / "run", limit=50, batch_size=8)
     with pytest.raises(ValueError, match="no checkpoint to resume"):
         train(config, progress=False, resume=True)
-    train(config, progress=False, stop=_StopAfter(1))
+    train(config, progress=False, stop=StopAfter(1))
     with pytest.raises(ValueError, match="--resume"):
         train(config, progress=False)
     with pytest.raises(ValueError, match="settings differ"):
@@ -291,7 +279,7 @@ def test_sigterm_stops_at_a_checkpoint(tiny_model, tmp_path):
 
 def test_a_half_written_checkpoint_is_ignored(tiny_model, tmp_path):
     config = _config(tiny_model, tmp_path / "run", limit=50, batch_size=8)
-    train(config, progress=False, stop=_StopAfter(1))
+    train(config, progress=False, stop=StopAfter(1))
     (config.output_dir / "checkpoint-0000005.tmp").mkdir()  # a process killed while writing step 5
     assert latest_checkpoint(config.output_dir).name == "checkpoint-0000001"
     assert train(config, progress=False, resume=True).finished
@@ -300,7 +288,7 @@ def test_a_half_written_checkpoint_is_ignored(tiny_model, tmp_path):
 def test_the_learning_curve_scores_a_fixed_dev_sample(tiny_model, tmp_path):
     config = _config(tiny_model, tmp_path / "run", limit=50, batch_size=8, epochs=2, eval_file=SQUAD_TRAIN,
                      eval_questions=20, eval_every=10)
-    train(config, progress=False, stop=_StopAfter(7))
+    train(config, progress=False, stop=StopAfter(7))
     total = train(config, progress=False, resume=True).total_steps
     curve = read_curve(config.output_dir)
     assert total % 10 and [p["step"] for p in curve] == [*range(10, total, 10), total]  # every 10 steps, and at the end
@@ -327,7 +315,7 @@ def test_shared_normalization_trains_on_groups_and_resumes_bit_for_bit(tiny_mode
     summary = json.loads((whole.run_dir / "training_args.json").read_text())
     assert summary["epoch_losses"][1] < summary["epoch_losses"][0]
     config = replace(_config(tiny_model, tmp_path / "pieces", **settings), train_file=groups_file)
-    assert not train(config, progress=False, stop=_StopAfter(whole.total_steps // 2 + 1)).finished
+    assert not train(config, progress=False, stop=StopAfter(whole.total_steps // 2 + 1)).finished
     resumed = train(config, progress=False, resume=True)
     expected, got = _weights(whole.run_dir), _weights(resumed.run_dir)
     assert all(torch.equal(expected[k], got[k]) for k in expected)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-from .model import usable_positions
+from .backend import TORCH_DTYPES
+from .model import load_reader_model
 
 #: Off the passage: question tokens, separators, padding (CLS is marked apart).
 OFF_PASSAGE = -1
@@ -86,69 +86,58 @@ def carry_over(
 class Teacher:
     """A trained reader that gives student windows its start and end logits (see ``carry_over``).
 
+    Loaded as every reader is (``load_reader_model``: a model without a trained QA head or a fast tokenizer is
+    refused) and run through its backend, in the training run's precision.
+
     Parameters:
-        folder: the teacher: any extractive-QA model folder or hub id with a fast tokenizer.
+        folder: the teacher: any extractive-QA model folder or hub id.
         device: where it runs (the student's device).
         amp_dtype: the autocast dtype of the training run, or None for fp32.
     """
 
     def __init__(self, folder: str | Path, device: torch.device, amp_dtype: torch.dtype | None) -> None:
-        self.folder = str(folder)
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        if not self.tokenizer.is_fast:
-            raise ValueError(f"{folder}: a teacher needs a fast tokenizer (character offsets)")
-        self.model = AutoModelForQuestionAnswering.from_pretrained(folder, dtype=torch.float32, trust_remote_code=False)
-        self.model.to(device).eval()
-        self.device, self.amp_dtype = device, amp_dtype
-        self.max_length = usable_positions(self.model.config, self.tokenizer)
-        self.names = [n for n in self.tokenizer.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")]
+        precision = next((name for name, dtype in TORCH_DTYPES.items() if dtype == amp_dtype), "float32")
+        self.reader = load_reader_model(folder, device=device, dtype=precision)
 
     def fingerprint(self) -> str:
-        """A hash of the teacher's weights (and config), which its cached logits depend on."""
+        """A hash of the teacher's weights and config, which its cached logits depend on."""
         digest = hashlib.sha256()
-        local = Path(self.folder)
-        files = sorted(local.glob("*.safetensors")) + sorted(local.glob("*.bin")) + [local / "config.json"]
+        local = Path(self.reader.name)
         if local.is_dir():
-            for path in files:
-                if path.is_file():
-                    with path.open("rb") as handle:
-                        for block in iter(lambda: handle.read(1 << 24), b""):
-                            digest.update(block)
+            for path in [*sorted(local.glob("*.safetensors")), *sorted(local.glob("*.bin")), local / "config.json"]:
+                with path.open("rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 24), b""):
+                        digest.update(block)
         else:  # a hub id: the weights as loaded
-            for name, tensor in sorted(self.model.state_dict().items()):
+            for name, tensor in sorted(self.reader.backend.model.state_dict().items()):
                 digest.update(name.encode())
-                digest.update(tensor.detach().cpu().numpy().tobytes())
+                digest.update(tensor.detach().float().cpu().numpy().tobytes())
         return digest.hexdigest()
 
-    @torch.no_grad()
     def read(self, questions: list[str], passages: list[str], offsets: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Start and end logits on the student tokens of each window (question, passage, its student offsets)."""
         spans = []
         for passage, window in zip(passages, offsets):
             on = window[:, 0] >= 0
             spans.append((int(window[on, 0].min()), int(window[on, 1].max())) if on.any() else (0, 0))
-        encoded = self.tokenizer(
+        tokenizer = self.reader.tokenizer
+        encoded = tokenizer(
             questions,
             [passage[a:b] for passage, (a, b) in zip(passages, spans)],
             truncation="only_second",
-            max_length=self.max_length,
+            max_length=self.reader.max_positions,
             padding=True,
             return_offsets_mapping=True,
-            return_tensors="pt",
+            return_tensors="np",
         )
-        inputs = {k: encoded[k].to(self.device) for k in self.names if k in encoded}
-        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
-        with autocast:
-            output = self.model(**inputs)
-        start_logits = output.start_logits.float().cpu().numpy()
-        end_logits = output.end_logits.float().cpu().numpy()
+        start_logits, end_logits = self.reader.backend({k: encoded[k] for k in self.reader.input_names if k in encoded})
+        start_logits, end_logits = start_logits.cpu().numpy(), end_logits.cpu().numpy()
         results = []
         for row, (window, (a, _)) in enumerate(zip(offsets, spans)):
-            sequence = np.asarray([s == 1 for s in encoded.sequence_ids(row)])
-            teacher_offsets = encoded["offset_mapping"][row].numpy()
-            cls = self.tokenizer.cls_token_id
+            on_passage = np.asarray([s == 1 for s in encoded.sequence_ids(row)])
             ids = encoded["input_ids"][row].tolist()
-            results.append(carry_over(window, teacher_offsets, sequence, ids.index(cls) if cls in ids else 0,
+            cls = ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
+            results.append(carry_over(window, encoded["offset_mapping"][row], on_passage, cls,
                                       start_logits[row], end_logits[row], a))
         return results
 

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from shared_data import SAMPLE_DIR
 from stopping import StopAfter
 from tiny_models import build_tiny_model
-from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer, BertModel
 
 from corpusqa.reader import distillation
 from corpusqa.reader.distillation import (
@@ -24,6 +24,7 @@ from corpusqa.reader.distillation import (
     carry_over,
     distillation_loss,
 )
+from corpusqa.reader.model import ReaderLoadError
 from corpusqa.reader.squad_metric import load_squad
 from corpusqa.reader.training import TrainConfig, make_features, train
 from corpusqa.reader.training_data import to_train_examples
@@ -183,6 +184,15 @@ def test_the_student_moves_toward_its_teacher(student, bpe_teacher, tmp_path, ex
         return total
 
     assert gap(out) < 0.7 * gap(student)
+
+
+def test_a_teacher_without_a_trained_qa_head_is_refused_before_training(student, tmp_path):
+    encoder = tmp_path / "encoder"  # e.g. the base all-mpnet-base-v2, not yet fine-tuned for QA
+    BertModel.from_pretrained(student).save_pretrained(encoder)
+    AutoTokenizer.from_pretrained(student).save_pretrained(encoder)
+    with pytest.raises(ReaderLoadError, match="no QA head"):
+        train(_config(student, encoder, tmp_path / "run"), progress=False)
+    assert not (tmp_path / "run" / "run.json").exists()
 
 
 def test_distillation_needs_the_window_objective(student, bpe_teacher, tmp_path):

@@ -9,12 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
-from shared_data import SAMPLE_DIR
-from stopping import StopAfter
-from tiny_models import build_tiny_model
-from transformers import AutoModelForQuestionAnswering, AutoTokenizer, BertModel
-
 from corpusqa.reader import distillation
 from corpusqa.reader.distillation import (
     CLS_MARK,
@@ -28,6 +22,11 @@ from corpusqa.reader.model import ReaderLoadError
 from corpusqa.reader.squad_metric import load_squad
 from corpusqa.reader.training import TrainConfig, make_features, train
 from corpusqa.reader.training_data import to_train_examples
+from safetensors.torch import load_file
+from shared_data import SAMPLE_DIR
+from stopping import StopAfter
+from tiny_models import build_tiny_model
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer, BertModel
 
 SQUAD_TRAIN = SAMPLE_DIR / "dev-v1.1.json"
 

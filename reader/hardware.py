@@ -13,7 +13,8 @@ Measured policies (benchmarks/reader_speed.py, benchmarks/train_step.py; numbers
     questions alike; without AMX, index runs embed passages with int8 weights through ONNX Runtime
     (``indexing/int8_embedder.py``) while questions stay fp32; ``CORPUSQA_EMBED_PRECISION`` overrides it.
   * Training autocasts to bf16 on CPUs with bf16 arithmetic (AMX, or AVX-512 BF16 as on AMD Zen 4): a MiniLM step
-    took 4.48 s in bf16 against 6.87 s in fp32 on a 2-core Zen 4. Master weights stay fp32.
+    took 4.48 s in bf16 against 6.87 s in fp32 on a 2-core Zen 4. Master weights stay fp32. Training on a CPU caps
+    oneDNN's kernel cache (``bound_training_kernel_cache``).
 """
 
 from __future__ import annotations
@@ -180,3 +181,22 @@ def training_autocast_dtype(device: torch.device, mixed_precision: bool = True) 
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if device.type == "cpu" and cpu_features().bf16_arithmetic else None
+
+
+#: oneDNN's limit on the compiled kernels it keeps (its default is 1,024).
+KERNEL_CACHE_VARIABLE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+#: The limit training on a CPU runs under unless the user sets one.
+TRAINING_KERNEL_CACHE = 32
+
+
+def bound_training_kernel_cache(device: torch.device) -> None:
+    """Before training on the CPU: cap oneDNN's kernel cache at ``TRAINING_KERNEL_CACHE`` unless
+    ``$ONEDNN_PRIMITIVE_CACHE_CAPACITY`` is set.
+
+    Training batches come in many widths (each padded to its own longest window), and oneDNN keeps a kernel, with
+    its scratch memory, for every shape it has met. Training all-mpnet-base-v2 on one core grew from 7 GB to
+    17.6 GB in 35 minutes until the OOM killer stopped it; with the cap it held 10.4 GB, at the same seconds per
+    step. oneDNN reads the variable when it makes its first kernel, so this must run before the process's first
+    CPU matmul; afterwards it changes nothing."""
+    if device.type == "cpu":
+        os.environ.setdefault(KERNEL_CACHE_VARIABLE, str(TRAINING_KERNEL_CACHE))

@@ -48,7 +48,7 @@ from .backend import TorchBackend
 from .core import ReadOptions
 from .distillation import CACHE_FOLDER, CLS_MARK, OFF_PASSAGE, Teacher, TeacherCache, distillation_loss, windows_key
 from .evaluation import evaluate_reader
-from .hardware import resolve_device, training_autocast_dtype
+from .hardware import bound_training_kernel_cache, resolve_device, training_autocast_dtype
 from .model import ReaderModel, usable_positions
 from .shared_norm import shared_norm_loss
 from .squad_metric import SquadDataset, load_squad
@@ -528,6 +528,7 @@ def train(
     if resume and config_to_json(resume_config(run_dir)) != config_to_json(config):
         raise ValueError(f"{run_dir}: the settings differ from the run's {RUN_FILE}; resume with the recorded ones")
     device = resolve_device(config.device)
+    bound_training_kernel_cache(device)
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
     if not tokenizer.is_fast:
         raise ValueError(f"{config.base_model}: span labelling needs a fast tokenizer (character offsets)")

@@ -162,6 +162,16 @@ def test_training_decreases_the_loss(tiny_model, tokenizer, records, tmp_path):
     assert losses[-1] < losses[0]
 
 
+@pytest.mark.parametrize("users, expected", [(None, "32"), ("2048", "2048")])
+def test_training_on_the_cpu_caps_onednn_s_kernel_cache_unless_the_user_set_it(tiny_model, tmp_path, monkeypatch,
+                                                                               users, expected):
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", users or "unset below, restored after the test")
+    if users is None:
+        monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
+    train(_config(tiny_model, tmp_path / "run", max_steps=1, device="cpu"), progress=False)
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == expected
+
+
 def test_output_is_a_standard_qa_folder_even_from_a_plain_encoder(tiny_model, tmp_path):
     encoder = tmp_path / "encoder"  # no QA head: training must add one
     BertModel.from_pretrained(tiny_model).save_pretrained(encoder)

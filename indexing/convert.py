@@ -1,8 +1,10 @@
 """Files -> Haystack Documents: one Document per file, its text from Haystack's converters.
 
 Haystack's converters log and skip a file they cannot read; here a bad file raises `ConversionError` with
-the reason, so the indexer can report it and go on; so does a file past its `FileLimits` (see limits.py). Each Document's meta: `file_path` (absolute), `file_name`,
-`file_type`, `title` and, for plain text and Markdown, the `encoding` it was decoded with.
+the reason, so the indexer can report it and go on; so does a file past its `FileLimits` (see limits.py).
+Tables reach the text as pipe tables, whose rows are then rewritten to name their cells (tables.py). Each
+Document's meta: `file_path` (absolute), `file_name`, `file_type`, `title` and, for plain text and Markdown,
+the `encoding` it was decoded with.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pypdf import PdfReader
 from corpusqa.indexing.encoding import detect_encoding
 from corpusqa.indexing.errors import ConversionError
 from corpusqa.indexing.limits import FileLimits, check_characters, check_inflated, read_file
+from corpusqa.indexing.tables import name_table_cells
 
 FILE_TYPES = {
     ".pdf": "pdf",
@@ -110,7 +113,7 @@ def _text(data: bytes, path: Path) -> tuple[str, str | None, dict]:
 
 
 _PDF = PyPDFToDocument()
-# Markdown tables keep cells apart with " | ", so a fact in a table reads as words to the splitter and reader.
+# DOCX tables as pipe tables, as HTML's and Markdown's arrive, so that name_table_cells rewrites them all.
 _DOCX = DOCXToDocument(table_format="markdown")
 _HTML = HTMLToDocument()
 _MARKDOWN = MarkdownToDocument(progress_bar=False, extract_frontmatter=True)
@@ -132,6 +135,7 @@ def convert(path: Path, limits: FileLimits = FileLimits(), data: bytes | None = 
     if file_type == "docx":
         check_inflated(data, path, limits)
     text, title, extra = _CONVERTERS[file_type](data, path)
+    text = name_table_cells(text)
     check_characters(text, path, limits)
     if not text.strip():
         raise ConversionError(path, "no text after conversion")

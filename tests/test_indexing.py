@@ -22,6 +22,7 @@ from corpus_fixtures import (
     LATIN1_TEXT,
     MARKDOWN_HEADING,
     PDF_TITLE,
+    TABLE_ROWS,
     bad_corpus,
     good_corpus,
     paragraphs,
@@ -98,9 +99,26 @@ def test_pdf_pages_are_separated_by_form_feeds(corpus):
         assert " ".join(page.split()) == " ".join(written.split())
 
 
-def test_docx_table_text_is_in_the_document(corpus):
-    content = convert(corpus["docx"])[0].content
-    assert "| Oxygen-15 | 122 seconds  |" in content
+ISOTOPE_LINES = "Isotope: Oxygen-15; Half-life: 122 seconds.\nIsotope: Oxygen-14; Half-life: 70.6 seconds."
+
+
+def test_a_docx_table_is_read_row_by_row_with_each_cell_named(corpus):
+    assert ISOTOPE_LINES in convert(corpus["docx"])[0].content
+
+
+@pytest.mark.parametrize("name, source", [
+    ("isotopes.html", "<!DOCTYPE html><html><head><title>Isotopes</title></head><body><article><h1>Isotopes</h1>"
+     "<p>Oxygen has several radioactive isotopes, all short-lived; the longest-lived are listed below.</p><table>"
+     + "".join(f"<tr><{c}>{a}</{c}><{c}>{b}</{c}></tr>" for c, (a, b) in zip(["th", "td", "td"], TABLE_ROWS))
+     + "</table><p>The stable isotopes are oxygen-16, oxygen-17 and oxygen-18.</p></article></body></html>"),
+    ("isotopes.md", "# Isotopes\n\nOxygen has several radioactive isotopes.\n\n"
+     + "\n".join(f"| {a} | {b} |" for a, b in TABLE_ROWS[:1]) + "\n|---|---|\n"
+     + "\n".join(f"| {a} | {b} |" for a, b in TABLE_ROWS[1:]) + "\n\nThe stable isotopes are oxygen-16 and 17.\n"),
+])
+def test_html_and_markdown_tables_read_as_the_docx_one_does(tmp_path, name, source):
+    (tmp_path / name).write_text(source, encoding="utf-8")
+    content = convert(tmp_path / name)[0].content
+    assert ISOTOPE_LINES in content and "|" not in content
 
 
 def test_markdown_title_is_the_front_matter_title_else_the_first_heading(tmp_path):

@@ -1,0 +1,72 @@
+"""Pipe tables in a file's text -> one line per row, each cell named by its column.
+
+HTML (trafilatura), DOCX (Haystack's converter, markdown tables) and Markdown all reach the indexer with their
+tables as pipe tables: a header row, a separator row (``|---|---|``), then one row per line. A reader trained
+on prose finds a value by the words around it, and a pipe row has none: its column's name is lines away, often
+in another passage. So each row is rewritten as a line that names its cells::
+
+    | Preset | DictSize | CompMem |            Preset: -9; DictSize: 64 MiB; CompMem: 674 MiB.
+    |---|---|---|                      ->
+    | -9 | 64 MiB | 674 MiB |
+
+The header row itself is dropped (every row now carries its names); an empty cell is left out, and a cell
+without a column name stands alone. Only a block with a separator row under its first line is a table, so shell
+pipelines, ASCII art and prose that happens to start with "|" stay as written. Written by hand: Haystack's
+converters emit the pipe tables but have no option to name the cells.
+"""
+
+from __future__ import annotations
+
+import re
+
+_ROW = re.compile(r"^[ \t]*\|.*\|[ \t]*\r?$")
+_SEPARATOR_CELL = re.compile(r"^:?-{3,}:?$")
+# a cell boundary: a "|" that Markdown has not escaped
+_BOUNDARY = re.compile(r"(?<!\\)\|")
+
+
+def _cells(line: str) -> list[str]:
+    """The cells of a pipe row, stripped, with escaped pipes ("\\|") restored."""
+    inner = line.strip()[1:-1]
+    return [cell.strip().replace("\\|", "|") for cell in _BOUNDARY.split(inner)]
+
+
+def _is_separator(line: str) -> bool:
+    return bool(_ROW.match(line)) and all(_SEPARATOR_CELL.match(cell) for cell in _cells(line))
+
+
+def _row_line(names: list[str], cells: list[str]) -> str:
+    """``name: value; ...`` ending as a sentence ends; cells past the header's width stand alone."""
+    parts = []
+    for index, value in enumerate(cells):
+        if not value:
+            continue
+        name = names[index] if index < len(names) else ""
+        parts.append(f"{name}: {value}" if name else value)
+    line = "; ".join(parts)
+    return line if not line or line[-1] in ".!?" else line + "."
+
+
+def name_table_cells(text: str) -> str:
+    """``text`` with every pipe table's rows rewritten as lines naming their cells; all else unchanged.
+
+    Invariants: text outside tables (and line endings between lines) is kept character for character; a table
+    of ``n`` data rows becomes ``n`` lines (fewer only where a row is empty); a block without a separator row
+    under its first line is not a table and is kept as written."""
+    lines = text.split("\n")
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if _ROW.match(line) and not _is_separator(line) and index + 1 < len(lines) and _is_separator(lines[index + 1]):
+            names = _cells(line)
+            index += 2
+            while index < len(lines) and _ROW.match(lines[index]):
+                row = _row_line(names, _cells(lines[index]))
+                if row:
+                    out.append(row + ("\r" if lines[index].endswith("\r") else ""))
+                index += 1
+            continue
+        out.append(line)
+        index += 1
+    return "\n".join(out)

@@ -219,6 +219,7 @@ def index_paths(
     prune: bool = False,
     progress: bool = True,
     follow_symlinks: bool = False,
+    reread: bool = False,
 ) -> IndexReport:
     """Bring `store` up to date with the supported files under `paths` (files or folders).
 
@@ -227,7 +228,9 @@ def index_paths(
     folder, if it has one, is never indexed. `embedder` is a Haystack document embedder (default: `settings.embedder()`, all-MiniLM-L6-v2); `embed=False` stores
     passages without embeddings (BM25 only). `prune=True` removes the store's files that lie under `paths`
     but are no longer found there. `follow_symlinks=True` also reads files that symlinks found in the folders
-    lead to outside them (see corpusqa.indexing.discovery).
+    lead to outside them (see corpusqa.indexing.discovery). `reread=True` converts and splits every file again,
+    changed or not, replacing its passages (after an upgrade that reads files differently); a file that fails
+    keeps the passages it had.
     """
     started = time.perf_counter()
     report = IndexReport()
@@ -245,7 +248,7 @@ def index_paths(
     with store.bulk(), contextlib.closing(bars):
         writer = _BatchWriter(store, embedder, embed, settings, bars, report)
         for path in files:
-            known = store.file_record(str(path))
+            known = None if reread else store.file_record(str(path))
             try:
                 prepared = _prepare(path, known, splitter, settings.limits)
             except ConversionError as error:

@@ -75,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--store", default=_default_store(), help=_STORE_HELP)
     index.add_argument("--prune", action="store_true", help="remove documents whose files are gone from these paths")
     index.add_argument("--no-embed", action="store_true", help="BM25 only: skip dense embeddings")
+    index.add_argument(
+        "--reread", action="store_true",
+        help="read every file again, changed or not (after an upgrade that converts or splits files differently)",
+    )
     _quiet_flag(index)
     index.add_argument(
         "--follow-symlinks", action="store_true", help="also read files that symlinks in the folders lead to outside them"
@@ -352,7 +356,7 @@ def _index(args: argparse.Namespace) -> int:
     with open_store(args.store, create=True) as store:
         report = index_paths(
             args.paths, store, settings=_index_settings(args), embed=not args.no_embed, prune=args.prune,
-            follow_symlinks=args.follow_symlinks, progress=_progress(args),
+            follow_symlinks=args.follow_symlinks, progress=_progress(args), reread=args.reread,
         )
     print(report.summary())
     return 0

@@ -207,6 +207,18 @@ def test_stats_read_as_counts_local_dates_and_sizes(tmp_path, capsys):
     assert json.loads(raw)["passages"] == 3
 
 
+def test_index_reread_indexes_unchanged_files_again(tmp_path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for number in range(2):
+        (docs / f"note-{number}.txt").write_text(f"Note {number}: the meeting moved to room {number}.", encoding="utf-8")
+    index = ["index", str(docs), "--store", str(tmp_path / "store"), "--no-embed", "--quiet"]
+    assert main(index) == 0 and main(index) == 0
+    assert "Indexed 0 files (0 passages), skipped 2 unchanged" in capsys.readouterr().out
+    assert main([*index, "--reread"]) == 0
+    assert "Indexed 2 files (2 passages), skipped 0 unchanged" in capsys.readouterr().out
+
+
 # -- progress ---------------------------------------------------------------------------------------------
 
 

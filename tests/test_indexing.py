@@ -283,6 +283,26 @@ def test_first_run_indexes_every_file_and_a_second_run_skips_them_all(corpus, st
     assert sorted(d.id for d in store.filter_documents()) == ids
 
 
+def test_reread_indexes_unchanged_files_again_as_today_s_conversion_reads_them(tmp_path, store, monkeypatch):
+    files = good_corpus(tmp_path / "docs")
+    with monkeypatch.context() as earlier:  # an earlier version, which left tables as pipe rows
+        earlier.setattr("corpusqa.indexing.convert.name_table_cells", lambda text: text)
+        index_paths([tmp_path / "docs"], store, embed=False, progress=False)
+
+    def in_docx() -> str:
+        return " ".join(p.content for p in passages_of(store, files["docx"]))
+
+    assert "| Oxygen-15 |" in in_docx()
+
+    plain = index_paths([tmp_path / "docs"], store, embed=False, progress=False)
+    assert (plain.indexed, plain.skipped) == (0, 5) and "| Oxygen-15 |" in in_docx()
+
+    reread = index_paths([tmp_path / "docs"], store, embed=False, progress=False, reread=True)
+    assert (reread.indexed, reread.skipped, reread.failed) == (5, 0, [])
+    assert "Isotope: Oxygen-15; Half-life: 122 seconds." in in_docx() and "| Oxygen-15 |" not in in_docx()
+    assert store.count_documents() == sum(r.passages for r in store.files()) == reread.passages
+
+
 def test_a_changed_file_alone_is_replaced(tmp_path, store):
     files = good_corpus(tmp_path / "docs")
     index_paths([tmp_path / "docs"], store, embed=False, progress=False)

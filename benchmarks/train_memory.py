@@ -67,7 +67,9 @@ def run_steps(model_dir: str, cache: str, batch: int, cycles: int) -> dict:
 
 def measure(model_dir: str, cache: str, batch: int, cycles: int) -> dict:
     """``run_steps`` in a child process started without the cache variable."""
-    env = {name: value for name, value in os.environ.items() if name != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    from corpusqa.reader.hardware import KERNEL_CACHE_VARIABLE
+
+    env = {name: value for name, value in os.environ.items() if name != KERNEL_CACHE_VARIABLE}
     child = [sys.executable, __file__, "--child", "--model", model_dir, "--cache", cache, "--batch", str(batch),
              "--cycles", str(cycles)]
     out = subprocess.run(child, env=env, check=True, capture_output=True, text=True).stdout

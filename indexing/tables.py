@@ -10,29 +10,43 @@ in another passage. So each row is rewritten as a line that names its cells::
     | -9 | 64 MiB | 674 MiB |
 
 The header row itself is dropped (every row now carries its names); an empty cell is left out, and a cell
-without a column name stands alone. Only a block with a separator row under its first line is a table, so shell
-pipelines, ASCII art and prose that happens to start with "|" stay as written. Written by hand: Haystack's
-converters emit the pipe tables but have no option to name the cells.
+without a column name stands alone. Outer pipes are optional, as in GitHub-flavoured Markdown
+(``Preset | DictSize`` over ``--- | ---``). Only a header line with a separator row of as many cells under it
+starts a table, and the table ends at the first line without a cell boundary, so shell pipelines, ASCII art and
+prose with a "|" in it stay as written. Written by hand: Haystack's converters emit the pipe tables but have no
+option to name the cells.
 """
 
 from __future__ import annotations
 
 import re
 
-_ROW = re.compile(r"^[ \t]*\|.*\|[ \t]*\r?$")
-_SEPARATOR_CELL = re.compile(r"^:?-{3,}:?$")
+_SEPARATOR_CELL = re.compile(r"^:?-+:?$")
 # a cell boundary: a "|" that Markdown has not escaped
 _BOUNDARY = re.compile(r"(?<!\\)\|")
 
 
+def _is_row(line: str) -> bool:
+    """Whether the line has a cell boundary: a pipe row, with or without outer pipes."""
+    return bool(_BOUNDARY.search(line))
+
+
 def _cells(line: str) -> list[str]:
-    """The cells of a pipe row, stripped, with escaped pipes ("\\|") restored."""
-    inner = line.strip()[1:-1]
+    """The cells of a pipe row, stripped, with escaped pipes ("\\|") restored; outer pipes are optional."""
+    inner = line.strip()
+    inner = inner[1:] if inner.startswith("|") else inner
+    inner = inner[:-1] if inner.endswith("|") and not inner.endswith("\\|") else inner
     return [cell.strip().replace("\\|", "|") for cell in _BOUNDARY.split(inner)]
 
 
 def _is_separator(line: str) -> bool:
-    return bool(_ROW.match(line)) and all(_SEPARATOR_CELL.match(cell) for cell in _cells(line))
+    return _is_row(line) and all(_SEPARATOR_CELL.match(cell) for cell in _cells(line))
+
+
+def _starts_table(header: str, separator: str) -> bool:
+    """A header row over a separator row of as many cells (GitHub-flavoured Markdown's rule)."""
+    return (_is_row(header) and not _is_separator(header) and _is_separator(separator)
+            and len(_cells(header)) == len(_cells(separator)))
 
 
 def _row_line(names: list[str], cells: list[str]) -> str:
@@ -51,17 +65,17 @@ def name_table_cells(text: str) -> str:
     """``text`` with every pipe table's rows rewritten as lines naming their cells; all else unchanged.
 
     Invariants: text outside tables (and line endings between lines) is kept character for character; a table
-    of ``n`` data rows becomes ``n`` lines (fewer only where a row is empty); a block without a separator row
-    under its first line is not a table and is kept as written."""
+    of ``n`` data rows becomes ``n`` lines (fewer only where a row is empty); a block without a separator row of
+    as many cells under its first line is not a table and is kept as written."""
     lines = text.split("\n")
     out: list[str] = []
     index = 0
     while index < len(lines):
         line = lines[index]
-        if _ROW.match(line) and not _is_separator(line) and index + 1 < len(lines) and _is_separator(lines[index + 1]):
+        if index + 1 < len(lines) and _starts_table(line, lines[index + 1]):
             names = _cells(line)
             index += 2
-            while index < len(lines) and _ROW.match(lines[index]):
+            while index < len(lines) and _is_row(lines[index]):
                 row = _row_line(names, _cells(lines[index]))
                 if row:
                     out.append(row + ("\r" if lines[index].endswith("\r") else ""))

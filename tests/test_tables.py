@@ -57,3 +57,18 @@ def test_pipe_lines_without_a_separator_row_under_the_first_are_not_a_table():
 def test_two_tables_in_one_text_are_each_named_by_their_own_header():
     text = "| A | B |\n|---|---|\n| 1 | 2 |\n\n| C | D |\n|---|---|\n| 3 | 4 |"
     assert name_table_cells(text) == "A: 1; B: 2.\n\nC: 3; D: 4."
+
+
+def test_outer_pipes_are_optional_as_in_github_markdown():
+    text = "Presets:\nPreset | DictSize\n--- | :-:\n-6 | 8 MiB\n| -9 | 64 MiB\n\nAfter."
+    assert name_table_cells(text) == "Presets:\nPreset: -6; DictSize: 8 MiB.\nPreset: -9; DictSize: 64 MiB.\n\nAfter."
+
+
+def test_a_table_ends_at_the_first_line_without_a_cell_boundary():
+    text = "A | B\n-|-\n1 | 2\nThe next paragraph, not a row.\n3 | 4"
+    assert name_table_cells(text) == "A: 1; B: 2.\nThe next paragraph, not a row.\n3 | 4"
+
+
+def test_a_separator_row_of_another_width_does_not_make_a_table():
+    text = "cat notes | grep -c todo | sort\n--- | ---\nls | wc"
+    assert name_table_cells(text) == text

@@ -210,10 +210,12 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--questions-from", type=Path, metavar="FILE",
                       help="SQuAD file whose questions are sampled (default --data's): articles of --data the reader "
                       "was not trained on (scripts/split_squad.py)")
-    tune.add_argument("--questions", type=int, default=1000, help="questions sampled (default 1000)")
+    tune.add_argument("--questions", type=int, default=2000, help="questions sampled (default 2000)")
     tune.add_argument("--unanswerable-share", type=float, default=0.5, help="share asked without their article")
     tune.add_argument("--passages", type=int, default=10, help="passages the reader reads per question")
     tune.add_argument("--max-em-drop", type=float, default=2.0, help="EM points answerable questions may lose")
+    tune.add_argument("--confidence", type=float, default=0.9,
+                      help="how sure that new questions lose at most --max-em-drop (default 0.9; 0: the sample's own drop)")
     tune.add_argument("--seed", type=int, default=0)
     tune.add_argument("--dry-run", action="store_true", help="print the tables, store nothing")
     _quiet_flag(tune)
@@ -689,6 +691,8 @@ def _tune(args: argparse.Namespace) -> int:
 
     if not 0 <= args.unanswerable_share <= 1:
         raise UsageError(f"--unanswerable-share must lie in [0, 1], not {args.unanswerable_share}")
+    if not 0 <= args.confidence < 1:
+        raise UsageError(f"--confidence must lie in [0, 1), not {args.confidence}")
     dataset = load_squad(args.data)
     asked = load_squad(args.questions_from) if args.questions_from else dataset
     missing = {e.title for e in asked.examples} - {e.title for e in dataset.examples}
@@ -701,16 +705,16 @@ def _tune(args: argparse.Namespace) -> int:
     for retriever in args.retriever or ["bm25", "dense", "hybrid"]:
         pipeline = load_query_pipeline(retriever, args.store, {"model": args.model})
         readings = collect_readings(pipeline, examples, unanswerable, args.passages, _progress(args))
-        result = sweep(readings, args.max_em_drop)
+        result = sweep(readings, args.max_em_drop, args.confidence)
         print(f"\n{retriever}: retrieval weight (EM on {result.evidence['answerable']} answerable, never abstaining)")
         print("| weight | EM |\n|---|---|")
         for weight, em in result.weights:
             print(f"| {weight:.4g} | {em:.2f} |")
         print(f"\n{retriever}: no-answer threshold at weight {result.settings.retrieval_weight:.4g}")
-        print("| threshold | answerable EM | unanswerable declined |\n|---|---|---|")
-        for threshold, em, declined in result.thresholds:
+        print(f"| threshold | answerable EM | EM drop, {args.confidence:.0%} bound | unanswerable declined |\n|---|---|---|---|")
+        for threshold, em, declined, bound in result.thresholds:
             mark = " (chosen)" if threshold == result.settings.no_answer_threshold else ""
-            print(f"| {threshold:.3f}{mark} | {em:.2f} | {declined:.1f}% |")
+            print(f"| {threshold:.3f}{mark} | {em:.2f} | {bound:.2f} | {declined:.1f}% |")
         folder = Path(pipeline.reader.loaded.name)
         if not args.dry_run:
             if not folder.is_dir():

@@ -11,6 +11,11 @@ Each question's passages are read once; every (weight, threshold) pair is then s
      value does strictly better.
   2. The threshold is the lowest (abstaining most) at which answerable EM drops by at most ``max_em_drop`` points
      against never abstaining: users lose few answers, and questions the corpus cannot answer are declined.
+     The drop that counts is not the one seen on the sample but its upper confidence bound (Clopper-Pearson,
+     one-sided, at ``confidence``) for questions like them: the lowest allowed threshold is the one whose
+     sampled drop is luckiest, so a threshold held to its sampled drop loses more on new questions. With
+     1,000 answerable questions and 2 points allowed, the sample may lose 1.3 points; with 500, 1.0.
+     A threshold that loses no right answer on the sample is always allowed.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy.stats import beta
 from tqdm.auto import tqdm
 
 from corpusqa.reader.model import CorpusSettings
@@ -49,8 +55,9 @@ class TuningResult:
     settings: CorpusSettings
     #: Per weight tried: (weight, answerable EM without abstaining).
     weights: list[tuple[float, float]] = field(default_factory=list)
-    #: At the chosen weight, per threshold: (threshold, answerable EM, share of unanswerable questions declined).
-    thresholds: list[tuple[float, float, float]] = field(default_factory=list)
+    #: At the chosen weight, per threshold: (threshold, answerable EM, share of unanswerable questions declined,
+    #: upper bound of the EM drop on new questions).
+    thresholds: list[tuple[float, float, float, float]] = field(default_factory=list)
     evidence: dict = field(default_factory=dict)
 
 
@@ -81,8 +88,23 @@ def collect_readings(
     return readings
 
 
-def sweep(readings: Sequence[Reading], max_em_drop: float = 2.0, grid: Sequence[float] = WEIGHT_GRID) -> TuningResult:
-    """Choose the retrieval weight, then the threshold, from readings (see the module docstring)."""
+def sweep(
+    readings: Sequence[Reading],
+    max_em_drop: float = 2.0,
+    confidence: float = 0.9,
+    grid: Sequence[float] = WEIGHT_GRID,
+) -> TuningResult:
+    """Choose the retrieval weight, then the threshold, from readings (see the module docstring).
+
+    Parameters:
+        readings: the sampled questions' candidates (``collect_readings``).
+        max_em_drop: EM points on answerable questions that abstaining may cost.
+        confidence: how sure the drop on new questions stays within ``max_em_drop``; 0 holds the sampled drop
+            itself to it.
+        grid: retrieval weights tried first (see ``WEIGHT_GRID``).
+    """
+    if not 0 <= confidence < 1:
+        raise ValueError(f"confidence must lie in [0, 1), not {confidence}")
     scores = [s for r in readings for _, _, s, _ in r.candidates]
     spread = float(np.std(scores)) if scores else 0.0
     answerable = [r for r in readings if r.answerable]
@@ -104,12 +126,15 @@ def sweep(readings: Sequence[Reading], max_em_drop: float = 2.0, grid: Sequence[
     margins_yes = np.array([_best(r, weight)[0] for r in answerable])
     correct_yes = np.array([_best(r, weight)[1] for r in answerable], dtype=bool)
     margins_no = np.array([_best(r, weight)[0] for r in unanswerable])
-    table = []
+    table, allowed = [], []
     for threshold in sorted(set(margins_yes.tolist()) | set(margins_no.tolist()) | {math.inf}):
         em = 100 * float(np.mean(correct_yes & (margins_yes <= threshold))) if len(answerable) else 0.0
         declined = 100 * float(np.mean(margins_no > threshold)) if len(unanswerable) else 0.0
-        table.append((threshold, em, declined))
-    allowed = [row for row in table if row[1] >= best_em - max_em_drop]
+        lost = int(np.sum(correct_yes & (margins_yes > threshold)))
+        bound = em_drop_bound(lost, len(answerable), confidence)
+        table.append((threshold, em, declined, bound))
+        if lost == 0 or bound <= max_em_drop:
+            allowed.append(table[-1])
     chosen = min(allowed, key=lambda row: row[0])
     threshold = chosen[0] if math.isfinite(chosen[0]) else max(margins_yes.max(initial=0.0), 0.0)
     shown = _sparse(table, chosen)
@@ -120,9 +145,22 @@ def sweep(readings: Sequence[Reading], max_em_drop: float = 2.0, grid: Sequence[
         "em": round(chosen[1], 2),
         "unanswerable_declined": round(chosen[2], 2),
         "max_em_drop": max_em_drop,
+        "confidence": confidence,
+        "em_drop_bound": round(chosen[3], 2),
         "em_without_retrieval_weight": round(tried[0][1], 2),
     }
     return TuningResult(CorpusSettings(float(threshold), float(weight)), tried, shown, evidence)
+
+
+def em_drop_bound(lost: int, answerable: int, confidence: float) -> float:
+    """EM points that new questions may lose, at ``confidence``, when ``lost`` of ``answerable`` sampled questions
+    lost their right answer: the one-sided Clopper-Pearson upper bound of that share (the share itself at
+    confidence 0)."""
+    if answerable == 0:
+        return 0.0
+    if confidence == 0 or lost == answerable:
+        return 100 * lost / answerable
+    return 100 * float(beta.ppf(confidence, lost + 1, answerable - lost))
 
 
 def _best(reading: Reading, weight: float) -> tuple[float, bool]:
@@ -134,7 +172,7 @@ def _best(reading: Reading, weight: float) -> tuple[float, bool]:
     return null - (logit + weight * score), bool(correct)
 
 
-def _sparse(table: list[tuple[float, float, float]], chosen: tuple[float, float, float]) -> list[tuple[float, float, float]]:
+def _sparse(table: list[tuple[float, ...]], chosen: tuple[float, ...]) -> list[tuple[float, ...]]:
     """About a dozen rows of the threshold sweep, evenly spread by share declined, and the chosen one."""
     picks = {round(q * (len(table) - 1)) for q in np.linspace(0, 1, 11)}
     return sorted({table[i] for i in picks} | {chosen}, key=lambda row: row[0])

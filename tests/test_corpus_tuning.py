@@ -11,7 +11,7 @@ import pytest
 from haystack import Document
 
 from corpusqa.pipelines.cli import main
-from corpusqa.pipelines.corpus_tuning import Reading, sweep
+from corpusqa.pipelines.corpus_tuning import Reading, em_drop_bound, sweep
 from corpusqa.pipelines.query import load_query_pipeline
 from corpusqa.reader import load_reader_model
 from corpusqa.reader.core import (
@@ -91,6 +91,40 @@ def test_never_abstaining_is_chosen_when_every_abstention_costs_too_much():
     assert all(null - logit <= result.settings.no_answer_threshold for r in readings[:5] for logit, null, _, _ in r.candidates)
 
 
+def _graded_readings(answerable: int) -> list[Reading]:
+    """Answerable questions answered right, each with its own margin (0, -1, -2, ...), and as many unanswerable
+    ones with margins between: the lower the threshold, the more of both are declined."""
+    readings = [_reading(True, [(float(i), 0.0, 0.0, "gold")]) for i in range(answerable)]
+    return readings + [_reading(False, [(i + 0.5, 0.0, 0.0, "x")]) for i in range(answerable)]
+
+
+def test_the_drop_bound_is_clopper_pearson_and_the_sample_share_at_confidence_zero():
+    assert em_drop_bound(0, 500, 0.9) == pytest.approx(100 * (1 - 0.1 ** (1 / 500)))
+    assert em_drop_bound(10, 500, 0.0) == pytest.approx(2.0)
+    bounds = [em_drop_bound(k, 500, 0.9) for k in range(20)]
+    assert all(a < b for a, b in zip(bounds, bounds[1:])) and all(b > 100 * k / 500 for k, b in enumerate(bounds))
+    assert em_drop_bound(5, 500, 0.9) <= 2.0 < em_drop_bound(6, 500, 0.9)
+    assert em_drop_bound(10, 2000, 0.9) < em_drop_bound(5, 500, 0.9), "more questions, a tighter bound"
+
+
+def test_the_threshold_holds_the_drop_on_new_questions_not_on_the_sample():
+    readings = _graded_readings(500)
+    sampled = sweep(readings, max_em_drop=2.0, confidence=0.0)
+    bounded = sweep(readings, max_em_drop=2.0, confidence=0.9)
+    assert sampled.evidence["em"] == pytest.approx(98.0), "the sample itself may lose 10 of 500"
+    assert bounded.evidence["em"] == pytest.approx(99.0), "at 90% confidence only 5 of 500"
+    assert bounded.evidence["em_drop_bound"] <= 2.0 and bounded.evidence["confidence"] == 0.9
+    assert bounded.settings.no_answer_threshold > sampled.settings.no_answer_threshold
+    assert bounded.evidence["unanswerable_declined"] < sampled.evidence["unanswerable_declined"]
+
+
+def test_abstaining_that_loses_no_right_answer_is_allowed_however_few_the_questions():
+    readings = [_reading(True, [(5.0, 0.0, 0.0, "gold")]), _reading(True, [(1.0, 0.0, 0.0, "wrong")]),
+                _reading(False, [(1.0, 0.0, 0.0, "x")])]
+    result = sweep(readings, max_em_drop=2.0, confidence=0.9)
+    assert result.evidence["em"] == pytest.approx(50.0) and result.evidence["unanswerable_declined"] == 100.0
+
+
 def test_rank_adds_the_weighted_retrieval_score_and_keeps_the_reader_logit():
     strong = Document(id="a", content="Paris is big.", score=0.1)
     relevant = Document(id="b", content="Lyon is old.", score=2.0)
@@ -165,6 +199,10 @@ def test_tune_measures_and_stores_the_values_for_each_retriever(tiny_models, tmp
     tuned = stored["corpus"]["bm25"]
     assert math.isfinite(tuned["no_answer_threshold"]) and tuned["retrieval_weight"] >= 0
     assert tuned["tuned_on"]["answerable"] == 3 and tuned["tuned_on"]["unanswerable"] == 3
+    assert tuned["tuned_on"]["confidence"] == 0.9
+    capsys.readouterr()
+    assert main([*args, "--confidence", "1"]) == 2
+    assert "--confidence" in capsys.readouterr().err
 
 
 def test_tune_asks_only_the_held_out_questions_over_the_whole_corpus(tiny_models, tmp_path, capsys):

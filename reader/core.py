@@ -16,6 +16,9 @@ Scoring, in one place:
     ``rescore_margin`` logits of the question's best, and ranks their fp32 spans: the answer is chosen as in fp32.
   * Over a corpus, a span's logit may add a weight times its passage's retrieval score (BERTserini), and the
     threshold and weight tuned for the retriever (``corpusqa tune``) apply when the options leave them unset.
+  * An answer stays within one block of the layout: a span that crosses a blank line, or a line break where
+    the indentation changes (a man page's option and its description, a heading and its text), is no
+    candidate (``_crosses_layout_break``); the window's next best spans take its place.
 """
 
 from __future__ import annotations
@@ -165,7 +168,7 @@ def _collect(reader, asked, pairs, max_seq_length, options, candidates) -> None:
         offsets = windows.encodings[window].offsets
         for first, last, logit in zip(starts, ends, logits):
             start, end = _strip(document.content, offsets[first][0], offsets[last][1])
-            if start < end:
+            if start < end and not _crosses_layout_break(document.content, start, end):
                 candidates[q].append(Candidate(float(logit), float(null), document, start, end))
 
 
@@ -220,6 +223,22 @@ _BARE_MARKS = frozenset("-\u2013\u2014\u2022*#.,;:!?")
 _OPENING, _CLOSING = "([{", ")]}"
 #: What a Markdown table's rule row ("|---|:---:|") is made of, deleted by ``str.translate``.
 _TABLE_RULE = str.maketrans("", "", "|-:")
+
+
+def _crosses_layout_break(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` runs over a blank line, or over a line break into a line indented otherwise
+    than the line it starts on. Wrapped prose keeps its indentation and may be crossed ("several\n   gigabytes");
+    a man page's option and its indented description, or a heading and the text under it, may not."""
+    if "\n" not in text[start:end]:
+        return False
+    line_start = text.rfind("\n", 0, start) + 1
+    lines = text[line_start:end].split("\n")
+    indents = {_indentation(line) for line in lines}
+    return len(indents) > 1 or any(not line.strip() for line in lines[1:])
+
+
+def _indentation(line: str) -> int:
+    return len(line.expandtabs()) - len(line.expandtabs().lstrip())
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:

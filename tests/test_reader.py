@@ -297,6 +297,50 @@ def test_answer_spans_do_not_start_or_end_with_table_delimiters_or_bare_punctuat
     assert 2 <= start <= end <= 2 + len(span), "only the ends move inwards: offsets stay exact"
 
 
+MAN_PAGE = (
+    "COMMAND LINE OPTIONS\n"
+    "       -B     Don't write .pyc files on import.\n"
+    "\n"
+    "       NumberOfPasswordPrompts\n"
+    "              Specifies the number of password prompts before giving up.  The default is\n"
+    "              3, which several\n"
+    "              gigabytes of memory do not change.\n"
+    "\tTabbed line.\r\n"
+    "        Eight spaces.\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("span", "crosses"),
+    [
+        ("COMMAND LINE OPTIONS\n       -B", True),  # a heading and the text under it
+        ("NumberOfPasswordPrompts\n              Specifies", True),  # an option and its description
+        ("files on import.\n\n       NumberOfPasswordPrompts", True),  # a blank line
+        ("default is\n              3", False),  # wrapped prose
+        ("several\n              gigabytes", False),
+        ("Tabbed line.\r\n        Eight", False),  # a tab is eight columns
+        ("-B     Don't write", False),  # no line break
+    ],
+)
+def test_an_answer_does_not_cross_a_blank_line_or_a_change_of_indentation(span, crosses):
+    from corpusqa.reader.core import _crosses_layout_break
+
+    start = MAN_PAGE.index(span)
+    assert _crosses_layout_break(MAN_PAGE, start, start + len(span)) is crosses
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_answers_read_from_a_man_page_stay_within_one_block_of_its_layout(readers, arch):
+    from corpusqa.reader.core import _crosses_layout_break
+
+    options = ReadOptions(top_k=300, merge_overlapping=False, n_best_per_window=300)
+    answers = [a for a in read(readers[arch], "How many prompts?", [Document(content=MAN_PAGE)], options) if a.data]
+    assert len(answers) > 100
+    for answer in answers:
+        assert not _crosses_layout_break(MAN_PAGE, answer.document_offset.start, answer.document_offset.end), answer.data
+    assert any("\n" in answer.data for answer in answers), "wrapped prose may still be crossed"
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_answers_read_from_a_table_are_cells_not_delimiters(readers, arch):
     answers = read(readers[arch], "How much memory?", [Document(content=TABLE_PASSAGE)], ReadOptions(top_k=300, merge_overlapping=False, n_best_per_window=300))

@@ -24,7 +24,9 @@ import numpy as np
 import torch
 
 from .backend import TORCH_DTYPES
+from .core import auto_batch_size
 from .model import load_reader_model
+from .windows import Windows, run_windows
 
 #: Off the passage: question tokens, separators, padding (CLS is marked apart).
 OFF_PASSAGE = -1
@@ -114,8 +116,14 @@ class Teacher:
                 digest.update(tensor.detach().float().cpu().numpy().tobytes())
         return digest.hexdigest()
 
-    def read(self, questions: list[str], passages: list[str], offsets: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Start and end logits on the student tokens of each window (question, passage, its student offsets)."""
+    def read(
+        self, questions: list[str], passages: list[str], offsets: list[np.ndarray], batch_size: int | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Start and end logits on the student tokens of each window (question, passage, its student offsets).
+
+        The teacher reads as the reader does (``run_windows``): longest first, ``batch_size`` windows at a time
+        (default: the reader's, ``auto_batch_size``), each batch padded only to its own longest, rounded up to
+        ``PAD_MULTIPLE``: the widths the teacher meets stay few, and so do the kernels oneDNN compiles for them."""
         spans = []
         for passage, window in zip(passages, offsets):
             on = window[:, 0] >= 0
@@ -126,19 +134,20 @@ class Teacher:
             [passage[a:b] for passage, (a, b) in zip(passages, spans)],
             truncation="only_second",
             max_length=self.reader.max_positions,
-            padding=True,
-            return_offsets_mapping=True,
-            return_tensors="np",
+            return_token_type_ids=True,
+            padding=False,
         )
-        start_logits, end_logits = self.reader.backend({k: encoded[k] for k in self.reader.input_names if k in encoded})
-        start_logits, end_logits = start_logits.cpu().numpy(), end_logits.cpu().numpy()
-        results = []
-        for row, (window, (a, _)) in enumerate(zip(offsets, spans)):
-            on_passage = np.asarray([s == 1 for s in encoded.sequence_ids(row)])
-            ids = encoded["input_ids"][row].tolist()
-            cls = ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
-            results.append(carry_over(window, encoded["offset_mapping"][row], on_passage, cls,
-                                      start_logits[row], end_logits[row], a))
+        windows = Windows(encodings=list(encoded.encodings), pair_index=np.arange(len(questions)))
+        results: list[tuple[np.ndarray, np.ndarray]] = [None] * len(questions)  # type: ignore[list-item]
+        for batch in run_windows(self.reader, windows, batch_size or auto_batch_size(self.reader)):
+            start_logits, end_logits = batch.start_logits.float().cpu().numpy(), batch.end_logits.float().cpu().numpy()
+            for row, index in enumerate(batch.window_index):
+                encoding = encoded.encodings[index]
+                n = len(encoding.ids)
+                on_passage = np.asarray([s == 1 for s in encoding.sequence_ids])
+                cls = encoding.ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in encoding.ids else 0
+                results[index] = carry_over(offsets[index], np.asarray(encoding.offsets), on_passage, cls,
+                                            start_logits[row, :n], end_logits[row, :n], spans[index][0])
         return results
 
 

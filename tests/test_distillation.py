@@ -94,6 +94,24 @@ def test_a_teacher_sharing_the_students_tokenizer_gives_its_own_logits_on_passag
         np.testing.assert_allclose(end[kept], own.end_logits[0].numpy()[kept], atol=1e-4)
 
 
+def test_a_teacher_reading_many_windows_at_once_gives_each_the_logits_it_gives_it_alone(student, bpe_teacher, examples):
+    """More windows than one of the teacher's batches, of mixed lengths: sorted, batched and padded per batch."""
+    features = make_features(AutoTokenizer.from_pretrained(student), examples, 128, 64, 64, with_offsets=True)
+    windows = list(range(20))
+    args = [
+        [examples[features.example_index[w]].question for w in windows],
+        [examples[features.example_index[w]].context for w in windows],
+        [features.offsets[features.bounds[w] : features.bounds[w + 1]] for w in windows],
+    ]
+    assert len({len(offsets) for offsets in args[2]}) > 1, "windows of mixed lengths"
+    teacher = Teacher(bpe_teacher, torch.device("cpu"), None)
+    together = teacher.read(*args)
+    for i, (start, end) in enumerate(together):
+        [(alone_start, alone_end)] = teacher.read(*[[column[i]] for column in args])
+        np.testing.assert_allclose(start, alone_start, atol=1e-5)
+        np.testing.assert_allclose(end, alone_end, atol=1e-5)
+
+
 def test_a_teacher_with_another_tokenizer_covers_every_passage_token(student, bpe_teacher, examples):
     features = make_features(AutoTokenizer.from_pretrained(student), examples, 128, 64, 64, with_offsets=True)
     read = Teacher(bpe_teacher, torch.device("cpu"), None).read(

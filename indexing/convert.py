@@ -121,9 +121,10 @@ _TEXT = TextFileToDocument()
 _CONVERTERS = {"pdf": _pdf, "docx": _docx, "html": _html, "md": _markdown, "txt": _text}
 
 
-def convert(path: Path, limits: FileLimits = FileLimits(), data: bytes | None = None) -> list[Document]:
-    """The file's text as Documents (one per file) with file meta; raises ConversionError for a bad file, or
-    one past ``limits``. ``data``: the file's bytes, when the caller has read them (see ``read_file``)."""
+def source_text(path: Path, limits: FileLimits = FileLimits(), data: bytes | None = None) -> tuple[str, str | None, dict]:
+    """The file's text as its format's converter gives it, tables still pipe tables, with its title (or None) and
+    format meta (the encoding); raises ConversionError for a bad file, or one past ``limits``. ``data``: the
+    file's bytes, when the caller has read them (see ``read_file``)."""
     path = Path(os.path.abspath(path))
     file_type = FILE_TYPES.get(path.suffix.lower())
     if file_type is None:
@@ -134,8 +135,16 @@ def convert(path: Path, limits: FileLimits = FileLimits(), data: bytes | None = 
         raise ConversionError(path, "empty file")
     if file_type == "docx":
         check_inflated(data, path, limits)
-    text, title, extra = _CONVERTERS[file_type](data, path)
+    return _CONVERTERS[file_type](data, path)
+
+
+def convert(path: Path, limits: FileLimits = FileLimits(), data: bytes | None = None) -> list[Document]:
+    """The file's text as Documents (one per file) with file meta: ``source_text`` with its tables read row by
+    row (``name_table_cells``); raises ConversionError for a bad file, or one past ``limits``."""
+    path = Path(os.path.abspath(path))
+    text, title, extra = source_text(path, limits, data)
     text = name_table_cells(text)
+    file_type = FILE_TYPES[path.suffix.lower()]
     check_characters(text, path, limits)
     if not text.strip():
         raise ConversionError(path, "no text after conversion")

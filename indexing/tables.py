@@ -20,6 +20,8 @@ option to name the cells.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 _SEPARATOR_CELL = re.compile(r"^:?-+:?$")
 # a cell boundary: a "|" that Markdown has not escaped
@@ -49,38 +51,78 @@ def _starts_table(header: str, separator: str) -> bool:
             and len(_cells(header)) == len(_cells(separator)))
 
 
-def _row_line(names: list[str], cells: list[str]) -> str:
-    """``name: value; ...`` ending as a sentence ends; cells past the header's width stand alone."""
-    parts = []
+@dataclass(frozen=True)
+class PipeTable:
+    """One pipe table of a text: its column names and its data rows' cells, as written."""
+
+    names: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class NamedRow:
+    """A row as indexing writes it, and where each of its values lies in that line."""
+
+    line: str
+    #: (column name, or "" for a cell past the header, start, end) of every cell kept, in order
+    cells: list[tuple[str, int, int]]
+
+
+def named_row(names: list[str], cells: list[str]) -> NamedRow:
+    """``name: value; ...`` ending as a sentence ends; empty cells left out, cells past the header's width
+    standing alone. ``line[start:end]`` is the cell's value for every entry of ``cells``."""
+    line, spans = "", []
     for index, value in enumerate(cells):
         if not value:
             continue
         name = names[index] if index < len(names) else ""
-        parts.append(f"{name}: {value}" if name else value)
-    line = "; ".join(parts)
-    return line if not line or line[-1] in ".!?" else line + "."
+        line += "; " if line else ""
+        line += f"{name}: " if name else ""
+        spans.append((name, len(line), len(line) + len(value)))
+        line += value
+    if line and line[-1] not in ".!?":
+        line += "."
+    return NamedRow(line, spans)
+
+
+def _scan(text: str) -> Iterator[tuple[int, int, list[str] | None]]:
+    """The text's lines in runs: (first line, end line, header names) for a table, (line, line + 1, None) else."""
+    lines = text.split("\n")
+    index = 0
+    while index < len(lines):
+        if index + 1 < len(lines) and _starts_table(lines[index], lines[index + 1]):
+            end = index + 2
+            while end < len(lines) and _is_row(lines[end]):
+                end += 1
+            yield index, end, _cells(lines[index])
+            index = end
+        else:
+            yield index, index + 1, None
+            index += 1
+
+
+def find_tables(text: str) -> list[PipeTable]:
+    """The pipe tables of ``text`` (the rule ``name_table_cells`` reads them by), in order."""
+    lines = text.split("\n")
+    return [PipeTable(names, [_cells(line) for line in lines[first + 2 : end]])
+            for first, end, names in _scan(text) if names is not None]
 
 
 def name_table_cells(text: str) -> str:
-    """``text`` with every pipe table's rows rewritten as lines naming their cells; all else unchanged.
+    """``text`` with every pipe table's rows rewritten as lines naming their cells (``named_row``); all else
+    unchanged.
 
     Invariants: text outside tables (and line endings between lines) is kept character for character; a table
     of ``n`` data rows becomes ``n`` lines (fewer only where a row is empty); a block without a separator row of
     as many cells under its first line is not a table and is kept as written."""
     lines = text.split("\n")
     out: list[str] = []
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        if index + 1 < len(lines) and _starts_table(line, lines[index + 1]):
-            names = _cells(line)
-            index += 2
-            while index < len(lines) and _is_row(lines[index]):
-                row = _row_line(names, _cells(lines[index]))
-                if row:
-                    out.append(row + ("\r" if lines[index].endswith("\r") else ""))
-                index += 1
+    for first, end, names in _scan(text):
+        if names is None:
+            out.append(lines[first])
             continue
-        out.append(line)
-        index += 1
+        for line in lines[first + 2 : end]:
+            row = named_row(names, _cells(line)).line
+            if row:
+                out.append(row + ("\r" if line.endswith("\r") else ""))
     return "\n".join(out)

@@ -176,7 +176,8 @@ def _parser() -> argparse.ArgumentParser:
     fit = commands.add_parser(
         "train", help="fine-tune an encoder as an extractive reader on SQuAD-format data (resumable)"
     )
-    fit.add_argument("--train", type=Path, help="SQuAD-format training JSON")
+    fit.add_argument("--train", type=Path, action="append",
+                     help="SQuAD-format training JSON or groups file; repeat it to train on several together")
     fit.add_argument("--model", help="base encoder or QA model: hub id or folder")
     fit.add_argument("--output", type=Path, help="run folder: checkpoints, learning curve, then the fine-tuned model")
     fit.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run from its newest checkpoint")
@@ -629,7 +630,8 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError("a new run needs --train, --model and --output (or --resume RUN_DIR)")
     else:
         chosen = {name: getattr(args, name) for name in _TRAIN_FIELDS if getattr(args, name) is not None}
-        config = TrainConfig(train_file=args.train, base_model=args.model, output_dir=args.output, **chosen)
+        files = args.train[0] if len(args.train) == 1 else [str(path) for path in args.train]
+        config = TrainConfig(train_file=files, base_model=args.model, output_dir=args.output, **chosen)
     outcome = train(
         config,
         resume=args.resume is not None,

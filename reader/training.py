@@ -66,7 +66,8 @@ OBJECTIVES = ("window", "shared")
 class TrainConfig:
     """Everything one training run depends on; defaults follow the SQuAD model cards (see README of the data)."""
 
-    train_file: str | Path
+    #: One SQuAD-format or groups file, or several trained on together.
+    train_file: str | Path | list[str | Path]
     base_model: str | Path
     output_dir: str | Path
     #: Window geometry: the reader's own defaults, so that a model is trained on windows like those it reads.
@@ -534,7 +535,8 @@ def train(
         raise ValueError(f"{config.base_model}: span labelling needs a fast tokenizer (character offsets)")
     if config.objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {config.objective!r}")
-    examples, group_of = load_training_examples(Path(config.train_file), config.limit, config.negatives, config.seed)
+    files = config.train_file if isinstance(config.train_file, list) else [config.train_file]
+    examples, group_of = load_training_examples([Path(f) for f in files], config.limit, config.negatives, config.seed)
     if config.teacher is not None and config.objective != "window":
         raise ValueError(f"--teacher distils window by window: it needs --objective window, not {config.objective!r}")
     features = make_features(tokenizer, examples, config.max_seq_length, config.doc_stride, config.max_question_length,

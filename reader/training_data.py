@@ -146,17 +146,33 @@ def is_groups_file(path: Path) -> bool:
 
 
 def load_training_examples(
-    path: Path, limit: int | None, negatives: float, seed: int
+    paths: Sequence[Path], limit: int | None, negatives: float, seed: int
 ) -> tuple[list[TrainExample], list[int]]:
     """The examples a run trains on and, for each, the index of its group (question).
 
     Parameters:
-        path: a SQuAD-format file or a groups file.
-        limit: keep only the first ``limit`` questions (groups).
+        paths: SQuAD-format files or groups files, trained on together: their questions in file order.
+        limit: keep only the first ``limit`` questions (groups), counted across the files.
         negatives: SQuAD files only: the share of questions that also get a random no-answer paragraph of their
             article, in the question's group.
         seed: draws those negatives.
     """
+    examples: list[TrainExample] = []
+    group_of: list[int] = []
+    questions = 0
+    for path in paths:
+        left = None if limit is None else limit - questions
+        if left is not None and left <= 0:
+            break
+        found, groups = _file_examples(path, left, negatives, seed)
+        examples += found
+        group_of += [questions + group for group in groups]
+        questions += max(groups, default=-1) + 1
+    return examples, group_of
+
+
+def _file_examples(path: Path, limit: int | None, negatives: float, seed: int) -> tuple[list[TrainExample], list[int]]:
+    """One file's examples and their groups, numbered from 0 (see ``load_training_examples``)."""
     if is_groups_file(path):
         if negatives:
             raise ValueError(f"{path}: a groups file brings its own negatives; drop --negatives")

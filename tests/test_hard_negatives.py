@@ -65,11 +65,27 @@ def test_groups_round_trip_and_become_grouped_examples(tmp_path):
     path = tmp_path / "groups.json"
     save_groups(path, groups, {"retriever": "bm25"})
     assert load_groups(path) == groups
-    examples, group_of = load_training_examples(path, limit=None, negatives=0.0, seed=0)
+    examples, group_of = load_training_examples([path], limit=None, negatives=0.0, seed=0)
     assert examples == [p for g in groups for p in g.passages]
     assert group_of == [n for n, g in enumerate(groups) for _ in g.passages]
     with pytest.raises(ValueError, match="brings its own negatives"):
-        load_training_examples(path, limit=None, negatives=0.2, seed=0)
+        load_training_examples([path], limit=None, negatives=0.2, seed=0)
+
+
+def test_several_training_files_are_trained_on_together_each_question_its_own_group(tmp_path):
+    groups, _ = mine_groups(_dataset(), negatives=2, no_answer_share=0.3, seed=1, progress=False)
+    grouped = tmp_path / "groups.json"
+    save_groups(grouped, groups, {"retriever": "bm25"})
+    squad = tmp_path / "squad.json"
+    squad.write_text(json.dumps({"version": "1.1", "data": [{"title": "T", "paragraphs": [{
+        "context": "Paris is the capital of France.",
+        "qas": [{"id": f"q{n}", "question": f"Question {n}?", "answers": [{"text": "Paris", "answer_start": 0}]}
+                for n in range(3)]}]}]}))
+    examples, group_of = load_training_examples([grouped, squad], limit=None, negatives=0.0, seed=0)
+    assert examples[: -3] == [p for g in groups for p in g.passages]
+    assert group_of == [n for n, g in enumerate(groups) for _ in g.passages] + [len(groups) + n for n in range(3)]
+    _, limited = load_training_examples([grouped, squad], limit=len(groups) + 1, negatives=0.0, seed=0)
+    assert max(limited) == len(groups), "the limit counts questions across the files"
 
 
 def test_a_malformed_groups_file_is_refused_naming_the_group(tmp_path):

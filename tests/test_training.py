@@ -334,3 +334,21 @@ def test_shared_normalization_trains_on_groups_and_resumes_bit_for_bit(tiny_mode
 def test_an_unknown_objective_is_refused(tiny_model, tmp_path):
     with pytest.raises(ValueError, match="objective must be one of window, shared"):
         train(_config(tiny_model, tmp_path / "run", objective="global"), progress=False)
+
+
+def test_train_takes_several_files_together_and_a_resume_finds_them_all(tmp_path, tiny_models):
+    from corpusqa.pipelines.cli import main
+
+    files = []
+    for name, count in (("a", 2), ("b", 3)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"version": "1.1", "data": [{"title": name, "paragraphs": [{
+            "context": "Paris is the capital of France.",
+            "qas": [{"id": f"{name}{n}", "question": f"Which city, {n}?", "answers": [{"text": "Paris", "answer_start": 0}]}
+                    for n in range(count)]}]}]}))
+        files.append(path)
+    output = tmp_path / "run"
+    assert main(["train", "--train", str(files[0]), "--train", str(files[1]), "--model", str(tiny_models["bert-uncased"]),
+                 "--output", str(output), "--max-steps", "1", "--batch-size", "2", "--device", "cpu"]) == 0  # fmt: skip
+    assert resume_config(output).train_file == [str(path) for path in files]
+    assert json.loads((output / "training_args.json").read_text())["num_examples"] == 5

@@ -64,8 +64,8 @@ class NamedRow:
     """A row as indexing writes it, and where each of its values lies in that line."""
 
     line: str
-    #: (column name, or "" for a cell past the header, start, end) of every cell kept, in order
-    cells: list[tuple[str, int, int]]
+    #: (column number, start, end) of every cell kept, in order
+    cells: list[tuple[int, int, int]]
 
 
 def named_row(names: list[str], cells: list[str]) -> NamedRow:
@@ -78,7 +78,7 @@ def named_row(names: list[str], cells: list[str]) -> NamedRow:
         name = names[index] if index < len(names) else ""
         line += "; " if line else ""
         line += f"{name}: " if name else ""
-        spans.append((name, len(line), len(line) + len(value)))
+        spans.append((index, len(line), len(line) + len(value)))
         line += value
     if line and line[-1] not in ".!?":
         line += "."

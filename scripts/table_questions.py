@@ -110,13 +110,13 @@ def table_paragraphs(table: PipeTable, rng: random.Random, per_table: int, prefi
             if not begin <= index < begin + ROWS_PER_CONTEXT:
                 continue
             row, start = rows[index - begin], starts[index - begin]
-            spans = {name: (a, b) for name, a, b in row.cells}
+            spans = {column: a for column, a, _ in row.cells}
             key, value = table.rows[index][0], table.rows[index][c]
-            a, _ = spans[names[c]]
+            a = spans[c]
             question = rng.choice(TEMPLATES).format(column=names[c], key=key)
             qas.append(_qa(f"{prefix}-{index}-{c}", question, _answer(value), start + a))
             if values[c][value] == 1 and len(value.split()) <= MAX_REVERSE_WORDS and rng.random() < 0.5:
-                a, _ = spans[names[0]]
+                a = spans[0]
                 question = REVERSE.format(key_column=names[0], column=names[c], value=_answer(value))
                 qas.append(_qa(f"{prefix}-{index}-{c}-key", question, _answer(key), start + a))
         if qas:

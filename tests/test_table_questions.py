@@ -65,3 +65,18 @@ def test_gzipped_documents_are_read_and_excluded_packages_and_caps_hold(tmp_path
     data = _generate(tmp_path, "--exclude-sources", str(sources), "--per-file", "3")
     assert [Path(a["title"]).parent.name for a in data["data"]] == ["other"]
     assert sum(len(p["qas"]) for p in data["data"][0]["paragraphs"]) == 3
+
+
+def test_columns_that_share_a_name_each_answer_with_their_own_cell(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "memory.md").write_text("| Preset | Memory | Memory |\n|---|---|---|\n| -0 | 3 MiB | 1 MiB |\n| -6 | 94 MiB | 9 MiB |\n")
+    [article] = _generate(tmp_path)["data"]
+    answers = set()
+    for paragraph in article["paragraphs"]:
+        for qa in paragraph["qas"]:
+            [answer] = qa["answers"]
+            start = answer["answer_start"]
+            assert paragraph["context"][start : start + len(answer["text"])] == answer["text"]
+            answers.add(answer["text"])
+    assert {"3 MiB", "1 MiB", "94 MiB", "9 MiB"} <= answers

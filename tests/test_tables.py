@@ -72,3 +72,13 @@ def test_a_table_ends_at_the_first_line_without_a_cell_boundary():
 def test_a_separator_row_of_another_width_does_not_make_a_table():
     text = "cat notes | grep -c todo | sort\n--- | ---\nls | wc"
     assert name_table_cells(text) == text
+
+
+def test_a_named_row_says_where_each_value_lies_by_column_even_when_names_repeat():
+    from corpusqa.indexing.tables import named_row
+
+    row = named_row(["Size", "Size", "Note"], ["8 MiB", "", "9 MiB", "extra"])
+    assert row.line == "Size: 8 MiB; Note: 9 MiB; extra."
+    assert [(column, row.line[a:b]) for column, a, b in row.cells] == [(0, "8 MiB"), (2, "9 MiB"), (3, "extra")]
+    twice = named_row(["Size", "Size"], ["8 MiB", "16 MiB"])
+    assert [twice.line[a:b] for _, a, b in twice.cells] == ["8 MiB", "16 MiB"]

@@ -141,12 +141,12 @@ class Teacher:
         results: list[tuple[np.ndarray, np.ndarray]] = [None] * len(questions)  # type: ignore[list-item]
         for batch in run_windows(self.reader, windows, batch_size or auto_batch_size(self.reader)):
             start_logits, end_logits = batch.start_logits.float().cpu().numpy(), batch.end_logits.float().cpu().numpy()
+            on_passage = batch.context_mask.cpu().numpy()
             for row, index in enumerate(batch.window_index):
                 encoding = encoded.encodings[index]
                 n = len(encoding.ids)
-                on_passage = np.asarray([s == 1 for s in encoding.sequence_ids])
                 cls = encoding.ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in encoding.ids else 0
-                results[index] = carry_over(offsets[index], np.asarray(encoding.offsets), on_passage, cls,
+                results[index] = carry_over(offsets[index], np.asarray(encoding.offsets), on_passage[row, :n], cls,
                                             start_logits[row, :n], end_logits[row, :n], spans[index][0])
         return results
 

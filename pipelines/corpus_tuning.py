@@ -128,9 +128,9 @@ def sweep(
     margins_no = np.array([_best(r, weight)[0] for r in unanswerable])
     table, allowed = [], []
     for threshold in sorted(set(margins_yes.tolist()) | set(margins_no.tolist()) | {math.inf}):
-        em = 100 * float(np.mean(correct_yes & (margins_yes <= threshold))) if len(answerable) else 0.0
-        declined = 100 * float(np.mean(margins_no > threshold)) if len(unanswerable) else 0.0
         lost = int(np.sum(correct_yes & (margins_yes > threshold)))
+        em = 100 * (int(correct_yes.sum()) - lost) / len(answerable) if len(answerable) else 0.0
+        declined = 100 * float(np.mean(margins_no > threshold)) if len(unanswerable) else 0.0
         bound = em_drop_bound(lost, len(answerable), confidence)
         table.append((threshold, em, declined, bound))
         if lost == 0 or bound <= max_em_drop:

@@ -4,7 +4,10 @@ A hard label says only which token starts the answer; the teacher's start and en
 which other tokens are plausible, and a small reader learns more from them than from the labels alone
 (Hinton et al. 2015; DistilBERT's and TinyBERT's SQuAD fine-tuning). ``corpusqa train --teacher DIR``
 trains on ``(1 - weight) * hard-label loss + weight * T^2 * KL(teacher_T || student_T)`` for starts and ends,
-each softmax at temperature ``T`` over the window's positions that both models have.
+each softmax at temperature ``T`` over the window's positions that both models have. The hard-label loss is the
+training objective's: each window's own (``window``) or one softmax over a question's passages (``shared``). The
+teacher's term is always window by window, so with ``shared`` it shapes the spans within a window while the
+shared softmax alone sets how windows compare (a softmax is blind to a shift of all of a window's logits).
 
 Teacher and student need not share a tokenizer (all-mpnet-base-v2 teaching all-MiniLM-L6-v2, a BPE teacher
 teaching a WordPiece student). The teacher reads each student window as text, the window's question and

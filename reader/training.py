@@ -356,14 +356,14 @@ class _Loop:
                 groups = torch.from_numpy(features.group_index[indices]).to(self.device)
                 loss = shared_norm_loss(output.start_logits, output.end_logits, batch["attention_mask"],
                                         labels["start_positions"], labels["end_positions"], groups)
-            elif self.teacher is not None:
+            else:
                 output = self.model(**batch)
+                loss = output.loss
+            if self.teacher is not None:
                 teacher_start, teacher_end = self.teacher_targets(features, indices, batch["input_ids"].shape[1])
                 soft = distillation_loss(output.start_logits, output.end_logits, teacher_start, teacher_end,
                                          self.distill_temperature)
-                loss = (1 - self.distill_weight) * output.loss + self.distill_weight * soft
-            else:
-                loss = self.model(**batch).loss
+                loss = (1 - self.distill_weight) * loss + self.distill_weight * soft
         self.scaler.scale(loss / self.accumulation).backward()
         return loss.detach().float()
 
@@ -537,8 +537,6 @@ def train(
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {config.objective!r}")
     files = config.train_file if isinstance(config.train_file, list) else [config.train_file]
     examples, group_of = load_training_examples([Path(f) for f in files], config.limit, config.negatives, config.seed)
-    if config.teacher is not None and config.objective != "window":
-        raise ValueError(f"--teacher distils window by window: it needs --objective window, not {config.objective!r}")
     features = make_features(tokenizer, examples, config.max_seq_length, config.doc_stride, config.max_question_length,
                              with_offsets=config.teacher is not None)
     features.group_index = np.asarray(group_of, dtype=np.int64)[features.example_index]

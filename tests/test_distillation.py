@@ -21,7 +21,8 @@ from corpusqa.reader.distillation import (
 from corpusqa.reader.model import ReaderLoadError
 from corpusqa.reader.squad_metric import load_squad
 from corpusqa.reader.training import TrainConfig, make_features, train
-from corpusqa.reader.training_data import to_train_examples
+from corpusqa.pipelines.hard_negatives import mine_groups
+from corpusqa.reader.training_data import load_training_examples, save_groups, to_train_examples
 from safetensors.torch import load_file
 from shared_data import SAMPLE_DIR
 from stopping import StopAfter
@@ -138,10 +139,10 @@ def test_the_distillation_loss_is_zero_at_the_teacher_and_blind_where_the_teache
     assert distillation_loss(moved, moved, teacher, teacher, 2.0).item() == pytest.approx(loss.item())
 
 
-def _config(student: Path, teacher: Path, out: Path, **overrides) -> TrainConfig:
-    settings = dict(max_seq_length=128, doc_stride=64, batch_size=8, epochs=2, learning_rate=1e-3, limit=40,
-                    device="cpu", teacher=str(teacher), distill_weight=0.7)
-    return TrainConfig(train_file=SQUAD_TRAIN, base_model=student, output_dir=out, **(settings | overrides))
+def _config(student: Path, teacher: Path | None, out: Path, **overrides) -> TrainConfig:
+    settings = dict(train_file=SQUAD_TRAIN, max_seq_length=128, doc_stride=64, batch_size=8, epochs=2,
+                    learning_rate=1e-3, limit=40, device="cpu", teacher=teacher and str(teacher), distill_weight=0.7)
+    return TrainConfig(base_model=student, output_dir=out, **(settings | overrides))
 
 
 def test_distilling_resumes_bit_for_bit_and_asks_the_teacher_about_each_window_once(
@@ -177,30 +178,58 @@ def test_a_cache_made_for_another_teacher_or_other_windows_is_not_used(tmp_path)
     assert TeacherCache.open(tmp_path, "teacher-b", bounds).done.tolist() == [False, False]
 
 
+def _distance_to_teacher(folder: Path, teacher_folder: Path, examples) -> float:
+    """The distillation loss of the model in ``folder`` against the teacher, summed over the examples' windows."""
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    features = make_features(tokenizer, examples, 128, 64, 64, with_offsets=True)
+    teacher = Teacher(teacher_folder, torch.device("cpu"), None)
+    model = AutoModelForQuestionAnswering.from_pretrained(folder).eval()
+    total = 0.0
+    for w in range(len(features)):
+        example = examples[features.example_index[w]]
+        [(start, end)] = teacher.read([example.question], [example.context],
+                                      [features.offsets[features.bounds[w] : features.bounds[w + 1]]])
+        ids = torch.from_numpy(features.window(w).astype(np.int64))[None]
+        with torch.no_grad():
+            output = model(input_ids=ids)
+        t_start = torch.from_numpy(start)[None].float()
+        t_end = torch.from_numpy(end)[None].float()
+        total += distillation_loss(output.start_logits, output.end_logits, t_start, t_end, 2.0).item()
+    return total
+
+
 def test_the_student_moves_toward_its_teacher(student, bpe_teacher, tmp_path, examples):
     out = train(_config(student, bpe_teacher, tmp_path / "run", distill_weight=1.0, epochs=3), progress=False).run_dir
-    tokenizer = AutoTokenizer.from_pretrained(student)
-    features = make_features(tokenizer, examples[:8], 128, 64, 64, with_offsets=True)
-    teacher = Teacher(bpe_teacher, torch.device("cpu"), None)
-    cache = TeacherCache("k", features.bounds)
-    for w in range(len(features)):
-        [(start, end)] = teacher.read([examples[features.example_index[w]].question],
-                                     [examples[features.example_index[w]].context],
-                                     [features.offsets[features.bounds[w] : features.bounds[w + 1]]])
-        cache.put(w, start, end)
+    assert _distance_to_teacher(out, bpe_teacher, examples[:8]) < 0.7 * _distance_to_teacher(student, bpe_teacher, examples[:8])
 
-    def gap(folder: Path) -> float:
-        model = AutoModelForQuestionAnswering.from_pretrained(folder).eval()
-        total = 0.0
-        for w in range(len(features)):
-            ids = torch.from_numpy(features.window(w).astype(np.int64))[None]
-            with torch.no_grad():
-                output = model(input_ids=ids)
-            t_start, t_end = cache.batch(np.array([w]), ids.shape[1])
-            total += distillation_loss(output.start_logits, output.end_logits, t_start, t_end, 2.0).item()
-        return total
 
-    assert gap(out) < 0.7 * gap(student)
+@pytest.fixture(scope="module")
+def groups_file(tmp_path_factory) -> Path:
+    """A corpus phase's training file: sample questions, each with its gold paragraph and BM25 negatives."""
+    dataset = load_squad(SQUAD_TRAIN)
+    groups, _ = mine_groups(dataset, negatives=2, no_answer_share=0.3, questions=10, seed=0, progress=False)
+    path = tmp_path_factory.mktemp("groups") / "groups.json"
+    save_groups(path, groups, {"retriever": "bm25"})
+    return path
+
+
+def test_a_corpus_phase_learns_from_the_teacher_window_by_window(student, bpe_teacher, groups_file, tmp_path):
+    shared = dict(train_file=groups_file, objective="shared", limit=None)
+    out = train(_config(student, bpe_teacher, tmp_path / "run", distill_weight=1.0, epochs=3, **shared),
+                progress=False).run_dir
+    group_examples, _ = load_training_examples([groups_file], None, 0.0, 0)
+    assert len(group_examples) > 10  # negatives too, not only gold paragraphs
+    assert _distance_to_teacher(out, bpe_teacher, group_examples) < 0.7 * _distance_to_teacher(
+        student, bpe_teacher, group_examples
+    )
+
+
+def test_a_teacher_at_weight_zero_leaves_the_shared_objective_as_it_is(student, bpe_teacher, groups_file, tmp_path):
+    shared = dict(train_file=groups_file, objective="shared", limit=None, epochs=1)
+    taught = train(_config(student, bpe_teacher, tmp_path / "taught", distill_weight=0.0, **shared), progress=False)
+    alone = train(_config(student, None, tmp_path / "alone", **shared), progress=False)
+    expected, got = load_file(alone.run_dir / "model.safetensors"), load_file(taught.run_dir / "model.safetensors")
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
 
 
 def test_a_teacher_without_a_trained_qa_head_is_refused_before_training(student, tmp_path):
@@ -210,8 +239,3 @@ def test_a_teacher_without_a_trained_qa_head_is_refused_before_training(student,
     with pytest.raises(ReaderLoadError, match="no QA head"):
         train(_config(student, encoder, tmp_path / "run"), progress=False)
     assert not (tmp_path / "run" / "run.json").exists()
-
-
-def test_distillation_needs_the_window_objective(student, bpe_teacher, tmp_path):
-    with pytest.raises(ValueError, match="--objective window"):
-        train(_config(student, bpe_teacher, tmp_path / "run", objective="shared"), progress=False)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -29,6 +30,8 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+# Haystack reads this when it is first imported: a benchmark run does not report to its usage telemetry.
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
 import scoring  # noqa: E402
 

@@ -7,7 +7,8 @@ and whether retrieval finds the same paragraphs.
         [--paragraphs N]
 
 Recall@k: a question's own paragraph is among the k paragraphs nearest to it (one question per paragraph,
-a seeded sample). bf16 only pays on CPUs with bf16 matrix units (AMX); elsewhere it is slower. In the int8 row
+a seeded sample). bf16 pays most on CPUs with AMX; without AMX it was slower than fp32 on a Xeon and faster on
+a Zen 4, and int8 faster than both (docs/performance.md). In the int8 row
 only the passages are int8; questions are embedded in fp32, as queries are wherever passages are int8. Its
 seconds leave out the one-time export and quantization (cached: ``$CORPUSQA_CACHE/int8``). To measure int8 as
 on a CPU without AMX on one with it, run under ``benchmarks/deny_amx.py`` (ONNX Runtime uses AMX int8 tiles

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from corpusqa.indexing.tables import name_table_cells
+from corpusqa.indexing.tables import name_table_cells, named_row
 
 PRESETS = (
     "The following table summarises the presets:\n"
@@ -75,8 +75,6 @@ def test_a_separator_row_of_another_width_does_not_make_a_table():
 
 
 def test_a_named_row_says_where_each_value_lies_by_column_even_when_names_repeat():
-    from corpusqa.indexing.tables import named_row
-
     row = named_row(["Size", "Size", "Note"], ["8 MiB", "", "9 MiB", "extra"])
     assert row.line == "Size: 8 MiB; Note: 9 MiB; extra."
     assert [(column, row.line[a:b]) for column, a, b in row.cells] == [(0, "8 MiB"), (2, "9 MiB"), (3, "extra")]

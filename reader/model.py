@@ -219,38 +219,3 @@ def save_no_answer_threshold(folder: Path, threshold: float) -> None:
     current = json.loads(settings.read_text(encoding="utf-8")) if settings.is_file() else {}
     current["no_answer_threshold"] = threshold
     settings.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
-
-
-def export_half(source: str | Path, target: str | Path) -> Path:
-    """Write a trained reader in fp16 (half the size, same answers) with its tokenizer and tuned settings.
-
-    This is how the shipped reader under models/ is made from a `corpusqa train` output folder. A run that
-    continued another run (its ``base_model`` a run folder, e.g. a corpus phase after gold-paragraph training)
-    ships every phase: ``training_args.json`` gets ``earlier_phases``, the base runs' own records, oldest first,
-    so the shipped folder says how it was made without the run folders.
-    """
-    source, target = Path(source), Path(target)
-    model = AutoModelForQuestionAnswering.from_pretrained(source, dtype=torch.float32)
-    target.mkdir(parents=True, exist_ok=True)
-    model.half().save_pretrained(target)
-    AutoTokenizer.from_pretrained(source).save_pretrained(target)
-    if (source / READER_SETTINGS_FILE).is_file():
-        (target / READER_SETTINGS_FILE).write_bytes((source / READER_SETTINGS_FILE).read_bytes())
-    record = _training_record(source)
-    if record is not None:
-        earlier, seen = [], {source.resolve()}
-        folder = Path(record["config"]["base_model"])
-        while folder.resolve() not in seen and (base := _training_record(folder)) is not None:
-            earlier.insert(0, base)
-            seen.add(folder.resolve())
-            folder = Path(base["config"]["base_model"])
-        if earlier:
-            record["earlier_phases"] = earlier
-        (target / "training_args.json").write_text(json.dumps(record, indent=2) + "\n")
-    return target
-
-
-def _training_record(folder: Path) -> dict | None:
-    """The ``training_args.json`` a `corpusqa train` run left in ``folder``, if it is such a run."""
-    path = folder / "training_args.json"
-    return json.loads(path.read_text()) if path.is_file() else None

@@ -19,7 +19,8 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer, BertModel
 
 from corpusqa.reader.squad_metric import SquadExample, load_squad
 from corpusqa.reader.checkpoint import latest_checkpoint, read_curve
-from corpusqa.reader.model import READER_SETTINGS_FILE, export_half
+from corpusqa.reader.model import READER_SETTINGS_FILE
+from corpusqa.reader.shipping import export_half
 from corpusqa.reader.training import (
     StopControl,
     TrainConfig,

@@ -33,6 +33,7 @@ from haystack.dataclasses import ExtractedAnswer
 from tqdm.auto import tqdm
 
 from .decoding import best_spans
+from .hardware import reading_batch_size
 from .model import ReaderModel
 from .options import ReadOptions
 from .windows import make_windows, prepare_questions, run_windows
@@ -208,9 +209,9 @@ def _close_calls(spans: Mapping[int, WindowResult], questions: np.ndarray, margi
 
 
 def auto_batch_size(reader: ReaderModel) -> int:
-    """Small batches on CPU, where a batch costs its padded tokens and small length-sorted batches carry
-    little padding (8 was fastest in benchmarks/reader_speed.py); large ones on GPUs, which need width."""
-    return 64 if reader.device.type == "cuda" else 8
+    """Windows per forward pass for ``reader`` when ``ReadOptions.batch_size`` is unset: the hardware module's
+    choice for its device (``hardware.reading_batch_size``)."""
+    return reading_batch_size(reader.device)
 
 
 #: Converted tables keep cells apart with " | " (Markdown tables, and HTML and DOCX tables as indexed).

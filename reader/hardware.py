@@ -9,6 +9,7 @@ Measured policies (benchmarks/reader_speed.py, benchmarks/train_step.py; numbers
   * Inference runs in bf16 on CPUs with AMX tiles, where it is about three times as fast as fp32; on CPUs with
     AVX-512 VNNI but no AMX in int8 (``reader/onnx_int8.py``), close calls re-read in fp32; elsewhere in fp32
     (``inference_precision`` says why).
+  * Reading batches (``reading_batch_size``): 64 windows on a GPU, 8 on CPUs with AMX, 4 on other CPUs.
   * Embedding (``embedding_precision_for``): bf16 autocast on AMX CPUs, for passages and
     questions alike; without AMX, index runs embed passages with int8 weights through ONNX Runtime
     (``indexing/int8_embedder.py``) while questions stay fp32; ``CORPUSQA_EMBED_PRECISION`` overrides it.
@@ -136,6 +137,19 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
     if precision == "int8" and device.type != "cpu":
         raise ValueError(f"dtype int8 runs on the CPU only, not on {device}; use bfloat16 or float16 there")
     return precision
+
+
+def reading_batch_size(device: torch.device) -> int:
+    """Windows per forward pass when reading on ``device`` (``ReadOptions.batch_size`` unset): 64 on a GPU, which
+    needs width; on a CPU a few, where a batch costs its padded tokens and small length-sorted batches carry
+    little padding: 8 with AMX, 4 without.
+
+    Measured with ``benchmarks/reader_batch.py`` (docs/performance.md): on a 2-core Xeon with AMX, bf16 read
+    fastest at 8; on a 2-core AMD Zen 4 (no AMX) fp32 read 1.16-1.19x as fast at 4 as at 8, bf16 1.08x, and int8
+    with its close calls re-read in fp32 about the same (its activations are a quarter of fp32's size)."""
+    if device.type == "cuda":
+        return 64
+    return 8 if device.type == "cpu" and cpu_features().amx_bf16 else 4
 
 
 #: Forces the embedding precision on CPUs (float32, bfloat16, int8; auto or unset: ``embedding_precision_for``

@@ -51,6 +51,22 @@ def test_cpu_precision_policy(monkeypatch, features, onnxruntime, inference, emb
     assert hardware.training_autocast_dtype(cpu, mixed_precision=False) is None
 
 
+@pytest.mark.parametrize(("features", "device", "windows"), [
+    (CpuFeatures(avx2=True, avx512_vnni=True, avx512_bf16=True, amx_bf16=True), "cpu", 8),
+    (CpuFeatures(avx2=True, avx512_vnni=True, avx512_bf16=True), "cpu", 4),
+    (CpuFeatures(avx2=True), "cpu", 4),
+    (CpuFeatures(avx2=True, amx_bf16=True), "cuda", 64),
+])
+def test_reading_batches_follow_the_machine(monkeypatch, features, device, windows):
+    from types import SimpleNamespace
+
+    from corpusqa.reader.core import auto_batch_size
+
+    monkeypatch.setattr(hardware, "cpu_features", lambda: features)
+    assert hardware.reading_batch_size(torch.device(device)) == windows
+    assert auto_batch_size(SimpleNamespace(device=torch.device(device))) == windows  # what `read` uses when unset
+
+
 @pytest.mark.parametrize(("forced", "expected"), [
     ("int8", "int8"), ("float32", "float32"), ("BFloat16", "bfloat16"), ("auto", "bfloat16"), ("", "bfloat16"),
 ])

@@ -56,7 +56,9 @@ def test_int8_gives_fp32s_answers_and_offsets_where_the_margin_is_clear(tiny_mod
     int8 = load_reader_model(tiny_models[arch], device="cpu", dtype="int8")
     assert isinstance(int8.backend, OnnxInt8Backend) and isinstance(fp32.backend, TorchBackend)
     questions, passages = _sample()
-    options = ReadOptions(top_k=3, no_answer=False, rescore_margin=None)  # int8 alone
+    # int8 alone; ONNX Runtime quantizes a batch's activations with one scale, so int8's error depends on which
+    # windows share a batch: CLEAR_MARGIN was measured with batches of 8 (at 4, one answer fp32 ranks 0.058 ahead flips)
+    options = ReadOptions(top_k=3, no_answer=False, rescore_margin=None, batch_size=8)
     expected, got = read(fp32, questions, passages, options), read(int8, questions, passages, options)
     clear = [(e, g) for e, g in zip(expected, got) if _clear(e)]
     assert len(clear) >= 10, "too few clear answers to compare"

@@ -144,9 +144,9 @@ def reading_batch_size(device: torch.device) -> int:
     needs width; on a CPU a few, where a batch costs its padded tokens and small length-sorted batches carry
     little padding: 8 with AMX, 4 without.
 
-    Measured with ``benchmarks/reader_batch.py`` (docs/performance.md): on a 2-core Xeon with AMX, bf16 read
-    fastest at 8; on a 2-core AMD Zen 4 (no AMX) fp32 read 1.16-1.19x as fast at 4 as at 8, bf16 1.08x, and int8
-    with its close calls re-read in fp32 about the same (its activations are a quarter of fp32's size)."""
+    Measured (docs/performance.md): on a 2-core Xeon with AMX, 8 was fastest in ``benchmarks/reader_speed.py``;
+    on a 2-core AMD Zen 4 (no AMX), ``benchmarks/reader_batch.py`` read 1.09-1.17x as fast at 4 as at 8 in fp32,
+    bf16 and int8 with close calls re-read in fp32."""
     if device.type == "cuda":
         return 64
     return 8 if device.type == "cpu" and cpu_features().amx_bf16 else 4

@@ -61,3 +61,16 @@ def test_rejects_non_positive_limits():
     start, end, context = random_window_batch(0)
     with pytest.raises(ValueError):
         best_spans(start, end, context, 0, 5)
+
+
+@pytest.mark.parametrize("n_best", [2, 3, 4])
+def test_equal_logits_rank_by_start_then_end_inside_and_across_the_cut(n_best):
+    # Three spans tie for the best logit (2.0: (2,2), (2,3), (3,3)); the rest score lower. n_best 3 keeps exactly
+    # the tied ones, 2 cuts through the tie, 4 keeps them and one more: each ranks ties by (start, end).
+    start = torch.tensor([[0.0, -9.0, 1.0, 1.0, -9.0, -9.0]])
+    end = torch.tensor([[0.0, -9.0, 1.0, 1.0, 0.5, -9.0]])
+    context = torch.tensor([[False, False, True, True, True, True]])
+    spans = best_spans(start, end, context, 30, n_best)
+    expected = brute_force(start[0].tolist(), end[0].tolist(), context[0].tolist(), 30, n_best)
+    assert list(zip(spans.starts[0].tolist(), spans.ends[0].tolist())) == [(s, e) for s, e, _ in expected]
+    assert [(s, e) for s, e, _ in expected][:3] == [(2, 2), (2, 3), (3, 3)][:n_best]

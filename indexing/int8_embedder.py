@@ -41,7 +41,7 @@ class Int8Encoder(torch.nn.Module):
     """Stands in for a Hugging Face encoder inside a sentence-transformers ``Transformer``: takes the tokenizer's
     tensors by name, returns ``last_hidden_state`` (fp32, on the CPU) from an int8 ONNX Runtime session.
 
-    :param session: an ``OnnxSession`` over the quantized encoder (``int8_session``).
+    :param session: an ``OnnxSession`` over the quantized encoder (``onnx_session``).
     :param config: the encoder's config, which sentence-transformers reads (hidden size, maximum length).
     :param input_names: the inputs the session was exported with.
     """
@@ -86,7 +86,7 @@ def int8_sentence_transformer(model: Any, name: str | None = None) -> Any:
         from transformers import PreTrainedModel
 
         from corpusqa.reader.hardware import int8_available
-        from corpusqa.reader.onnx_int8 import EXPORT_INPUTS, int8_session
+        from corpusqa.reader.onnx_int8 import EXPORT_INPUTS, onnx_session
     except ImportError as error:
         raise NotSwappable(f"{name}: cannot run in int8 without {error.name}") from error
     if not int8_available():
@@ -118,7 +118,7 @@ def int8_sentence_transformer(model: Any, name: str | None = None) -> Any:
         raise refuse(f"its tokenizer gives {input_names}, not input_ids and attention_mask (and token_type_ids)")
 
     try:  # the export traces a copy: the shared encoder keeps its dtype and attention
-        session = int8_session(encoder, input_names, [OUTPUT])
+        session = onnx_session(encoder, input_names, [OUTPUT], "int8")
     except Exception as error:  # torch's exporter and ONNX Runtime raise their own error types
         raise NotSwappable(f"{name}: the int8 export failed: {type(error).__name__}: {error}") from error
 

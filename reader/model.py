@@ -18,7 +18,7 @@ from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenize
 
 from corpusqa.models import BUILTIN_READERS
 
-from .backend import ReaderBackend, TorchBackend, make_backend
+from .backend import OnnxBackend, ReaderBackend, TorchBackend, make_backend
 from .hardware import resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class ReaderModel:
     no_answer_threshold: float | None
     #: Per retriever (bm25, dense, hybrid): the no-answer threshold and retrieval weight tuned over a corpus.
     corpus_settings: dict[str, CorpusSettings] = field(default_factory=dict)
-    #: With an int8 backend: the model in fp32, which reads again the windows holding close calls
+    #: With an int8 backend: the model in fp32 (ONNX Runtime), which reads again the windows holding close calls
     #: (``core``, ``ReadOptions.rescore_margin``), so int8's rounding does not pick the answer.
     rescore: ReaderBackend | None = None
 
@@ -76,8 +76,8 @@ def load_reader_model(
 
     ``name_or_path`` is a built-in reader's name (``corpusqa.models.BUILTIN_READERS``), a folder or a hub id.
     ``dtype``: ``auto`` (the hardware module's choice), float32, bfloat16, float16, or int8 (ONNX Runtime on
-    the CPU; the quantized model is made on first use and cached, ``onnx_int8``; the fp32 model is kept beside it
-    to re-read close calls, ``rescore``).
+    the CPU; the quantized model is made on first use and cached, ``onnx_int8``; its fp32 export, run by ONNX
+    Runtime too, is kept beside it to re-read close calls, ``rescore``).
 
     Safetensors weights are preferred (transformers' default); remote code is never trusted.
     """
@@ -114,7 +114,7 @@ def load_reader_model(
     return ReaderModel(
         name=name,
         backend=make_backend(model, tokenizer.model_input_names, target, precision),
-        rescore=TorchBackend(model, target, "float32") if precision == "int8" else None,
+        rescore=OnnxBackend(model, tokenizer.model_input_names, "float32") if precision == "int8" else None,
         tokenizer=tokenizer,
         max_positions=usable_positions(config, tokenizer),
         no_answer_threshold=stored_no_answer_threshold(local) if local.exists() else None,

@@ -1,4 +1,4 @@
-"""Run a Hugging Face encoder as an int8 ONNX Runtime session: exported once, quantized, cached by content.
+"""Run a Hugging Face encoder as an ONNX Runtime session, int8 or fp32: exported once, quantized, cached by content.
 
 Why by hand: transformers 5 has no ONNX exporter of its own and optimum's (``optimum-onnx``) requires
 transformers < 4.58, so sentence-transformers' ONNX backend cannot be used either. The recipe is the one those
@@ -6,7 +6,8 @@ tools follow: ``torch.onnx.export`` with dynamic batch and sequence axes, then O
 quantization of every MatMul's weights (activations are quantized per batch at run time). ONNX Runtime's MLAS
 kernels use VNNI or AMX int8 where the CPU has them and AVX2 elsewhere.
 
-The cache: a quantized model is stored under ``cache_root()/int8/<key>.onnx`` where the key hashes everything
+The cache: a quantized model is stored under ``cache_root()/int8/<key>.onnx``, the fp32 export it was made from
+under ``cache_root()/float32/<key>.onnx`` (the int8 reader re-reads close calls with it), where the key hashes everything
 the file depends on (the model's config and weights as loaded, the outputs exported, the recipe version, the
 quantization settings and ONNX Runtime's version), so a changed model can never be served by a stale file.
 Files are written to a temporary name and renamed into place, and one that cannot be loaded is rebuilt.
@@ -74,18 +75,37 @@ def content_key(model: torch.nn.Module, output_names: Sequence[str]) -> str:
     return digest.hexdigest()[:32]
 
 
-def int8_model_file(model: torch.nn.Module, input_names: Sequence[str], output_names: Sequence[str]) -> Path:
-    """The cached int8 ONNX file for ``model`` (made now when missing): inputs by name, outputs as named."""
-    target = cache_root() / "int8" / f"{content_key(model, output_names)}.onnx"
+#: The files a model is cached as, by precision: the plain export and its int8 quantization.
+ONNX_PRECISIONS = ("float32", "int8")
+
+
+def onnx_model_file(
+    model: torch.nn.Module, input_names: Sequence[str], output_names: Sequence[str], precision: str = "int8"
+) -> Path:
+    """The cached ONNX file for ``model`` in ``precision`` (made now when missing): inputs by name, outputs as named.
+
+    Both files live under one content key, ``cache_root()/<precision>/<key>.onnx``; the fp32 export that an int8
+    file is quantized from is kept as the fp32 file, so a model is exported once for both."""
+    if precision not in ONNX_PRECISIONS:
+        raise ValueError(f"ONNX files come in {', '.join(ONNX_PRECISIONS)}, not {precision!r}")
+    key = content_key(model, output_names)
+    target = cache_root() / precision / f"{key}.onnx"
     if target.is_file():
         return target
+    exported = cache_root() / "float32" / f"{key}.onnx"
+    exported.parent.mkdir(parents=True, exist_ok=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    logger.info("quantizing the model to int8 once; cached as %s", target)
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        exported, quantized = Path(scratch) / "fp32.onnx", Path(scratch) / "int8.onnx"
-        export_onnx(copy.deepcopy(model), input_names, output_names, exported)  # ``model`` stays as it was
-        quantize(exported, quantized)
-        os.replace(quantized, target)
+    with tempfile.TemporaryDirectory(dir=cache_root()) as scratch:
+        if not exported.is_file():
+            logger.info("exporting the model to ONNX once; cached as %s", exported)
+            fresh = Path(scratch) / "fp32.onnx"
+            export_onnx(copy.deepcopy(model), input_names, output_names, fresh)  # ``model`` stays as it was
+            os.replace(fresh, exported)
+        if precision == "int8":
+            logger.info("quantizing the model to int8 once; cached as %s", target)
+            quantized = Path(scratch) / "int8.onnx"
+            quantize(exported, quantized)
+            os.replace(quantized, target)
     return target
 
 
@@ -141,7 +161,7 @@ def export_onnx(model: torch.nn.Module, input_names: Sequence[str], output_names
     ``return_dict=False``), and only those are exported: a QA model's two logits, a base encoder's
     ``last_hidden_state`` without its ``pooler_output``.
 
-    ``model`` itself is switched to fp32 and eager attention: ``int8_model_file`` exports a copy, so the model it
+    ``model`` itself is switched to fp32 and eager attention: ``onnx_model_file`` exports a copy, so the model it
     is given (which callers may keep running in torch) stays as it was."""
     model = model.to(torch.float32).eval()
     if hasattr(model, "set_attn_implementation"):
@@ -220,12 +240,14 @@ class OnnxSession:
         return self.session.run(None, {name: inputs[name] for name in self.input_names})
 
 
-def int8_session(model: torch.nn.Module, input_names: Sequence[str], output_names: Sequence[str]) -> OnnxSession:
-    """A session over ``model``'s cached int8 file; a cached file that cannot be loaded is made again."""
-    path = int8_model_file(model, input_names, output_names)
+def onnx_session(
+    model: torch.nn.Module, input_names: Sequence[str], output_names: Sequence[str], precision: str = "int8"
+) -> OnnxSession:
+    """A session over ``model``'s cached file in ``precision``; a cached file that cannot be loaded is made again."""
+    path = onnx_model_file(model, input_names, output_names, precision)
     try:
         return OnnxSession(path)
     except Exception as error:  # onnxruntime raises its own error types for truncated or corrupt files
-        logger.warning("cached int8 model %s cannot be loaded (%s); making it again", path, error)
+        logger.warning("cached ONNX model %s cannot be loaded (%s); making it again", path, error)
         path.unlink(missing_ok=True)
-        return OnnxSession(int8_model_file(model, input_names, output_names))
+        return OnnxSession(onnx_model_file(model, input_names, output_names, precision))

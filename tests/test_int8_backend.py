@@ -12,7 +12,7 @@ import torch
 from haystack import Document
 
 from corpusqa.reader import onnx_int8
-from corpusqa.reader.backend import OnnxInt8Backend, TorchBackend
+from corpusqa.reader.backend import OnnxBackend, TorchBackend
 from corpusqa.reader.core import _close_calls, read
 from corpusqa.reader.model import load_reader_model
 from corpusqa.reader.options import ReadOptions
@@ -54,7 +54,7 @@ def _top(answers):
 def test_int8_gives_fp32s_answers_and_offsets_where_the_margin_is_clear(tiny_models, arch):
     fp32 = load_reader_model(tiny_models[arch], device="cpu", dtype="float32")
     int8 = load_reader_model(tiny_models[arch], device="cpu", dtype="int8")
-    assert isinstance(int8.backend, OnnxInt8Backend) and isinstance(fp32.backend, TorchBackend)
+    assert isinstance(int8.backend, OnnxBackend) and isinstance(fp32.backend, TorchBackend)
     questions, passages = _sample()
     # int8 alone; ONNX Runtime quantizes a batch's activations with one scale, so int8's error depends on which
     # windows share a batch: CLEAR_MARGIN was measured with batches of 8 (at 4, one answer fp32 ranks 0.058 ahead flips)
@@ -93,7 +93,7 @@ class _Counting:
 def test_int8_reads_close_calls_again_in_fp32_and_answers_exactly_as_fp32():
     fp32 = load_reader_model("models/minilm-squad", device="cpu", dtype="float32")
     int8 = load_reader_model("models/minilm-squad", device="cpu", dtype="int8")
-    assert isinstance(int8.rescore, TorchBackend) and int8.rescore.precision == "float32" and fp32.rescore is None
+    assert isinstance(int8.rescore, OnnxBackend) and int8.rescore.precision == "float32" and fp32.rescore is None
     first, again = _Counting(int8.backend), _Counting(int8.rescore)
     int8 = dataclasses.replace(int8, backend=first, rescore=again)
     questions, passages = _sample()
@@ -138,19 +138,33 @@ def test_a_quantized_model_is_made_once_and_reused(monkeypatch, tmp_path):
     exports = []
     real_export = onnx_int8.export_onnx
     monkeypatch.setattr(onnx_int8, "export_onnx", lambda *a: exports.append(a) or real_export(*a))
-    first = onnx_int8.int8_model_file(_model(0), NAMES, OUTPUTS)
-    again = onnx_int8.int8_model_file(_model(0), NAMES, OUTPUTS)
+    first = onnx_int8.onnx_model_file(_model(0), NAMES, OUTPUTS, "int8")
+    again = onnx_int8.onnx_model_file(_model(0), NAMES, OUTPUTS, "int8")
+    exported = onnx_int8.onnx_model_file(_model(0), NAMES, OUTPUTS, "float32")  # kept from making the int8 file
     assert first == again and len(exports) == 1
     assert first.parent == tmp_path / "int8" and [p.name for p in first.parent.iterdir()] == [first.name]
+    assert exported == tmp_path / "float32" / first.name and [p.name for p in exported.parent.iterdir()] == [first.name]
+
+
+def test_the_fp32_onnx_backend_computes_torchs_fp32_logits():
+    model = _model(3)
+    onnx, torch_fp32 = OnnxBackend(model, NAMES, "float32"), TorchBackend(model, torch.device("cpu"), "float32")
+    ids = torch.randint(1, 64, (3, 20), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[2, 12:] = 0
+    inputs = {"input_ids": (ids * mask).numpy(), "attention_mask": mask.numpy(),
+              "token_type_ids": torch.zeros_like(ids).numpy()}
+    for got, expected in zip(onnx(inputs), torch_fp32(inputs)):
+        assert torch.allclose(got[mask.bool()], expected[mask.bool()], atol=1e-5)
 
 
 def test_changed_weights_never_reuse_a_stale_quantized_model(monkeypatch, tmp_path):
     monkeypatch.setenv(onnx_int8.CACHE_VARIABLE, str(tmp_path))
     model = _model(0)
-    before = onnx_int8.int8_model_file(model, NAMES, OUTPUTS)
+    before = onnx_int8.onnx_model_file(model, NAMES, OUTPUTS, "int8")
     with torch.no_grad():
         model.qa_outputs.bias[0] += 1.0  # one number of the weights changed
-    after = onnx_int8.int8_model_file(model, NAMES, OUTPUTS)
+    after = onnx_int8.onnx_model_file(model, NAMES, OUTPUTS, "int8")
     assert after != before
     ids = torch.randint(0, 64, (1, 8))
     inputs = {"input_ids": ids.numpy(), "attention_mask": torch.ones_like(ids).numpy(),
@@ -163,9 +177,9 @@ def test_changed_weights_never_reuse_a_stale_quantized_model(monkeypatch, tmp_pa
 def test_a_corrupt_cached_model_is_made_again(monkeypatch, tmp_path):
     monkeypatch.setenv(onnx_int8.CACHE_VARIABLE, str(tmp_path))
     model = _model(1)
-    path = onnx_int8.int8_model_file(model, NAMES, OUTPUTS)
+    path = onnx_int8.onnx_model_file(model, NAMES, OUTPUTS, "int8")
     path.write_bytes(path.read_bytes()[: 100])  # as if a disk filled up under an earlier version
-    session = onnx_int8.int8_session(model, NAMES, OUTPUTS)
+    session = onnx_int8.onnx_session(model, NAMES, OUTPUTS, "int8")
     ids = torch.randint(0, 64, (2, 8), generator=torch.Generator().manual_seed(random.randrange(100)))
     start, end = session({"input_ids": ids.numpy(), "attention_mask": torch.ones_like(ids).numpy(),
                           "token_type_ids": torch.zeros_like(ids).numpy()})
@@ -176,6 +190,6 @@ def test_making_the_int8_model_leaves_the_model_given_as_it_was(monkeypatch, tmp
     monkeypatch.setenv(onnx_int8.CACHE_VARIABLE, str(tmp_path))
     model = _model(2).to(torch.float16)
     model.set_attn_implementation("sdpa")
-    onnx_int8.int8_model_file(model, NAMES, OUTPUTS)  # the export traces fp32 and eager attention
+    onnx_int8.onnx_model_file(model, NAMES, OUTPUTS, "int8")  # the export traces fp32 and eager attention
     assert next(model.parameters()).dtype == torch.float16
     assert model.config._attn_implementation == "sdpa"

@@ -148,7 +148,7 @@ def test_a_failed_export_embeds_in_fp32_with_a_warning(policy, monkeypatch, capl
     def fail(*args, **kwargs):
         raise RuntimeError("the ONNX export of BertModel differs from the model by 2.1")
 
-    monkeypatch.setattr("corpusqa.reader.onnx_int8.int8_session", fail)
+    monkeypatch.setattr("corpusqa.reader.onnx_int8.onnx_session", fail)
     embedder = IndexSettings().embedder()
     with caplog.at_level(logging.WARNING, logger=int8_embedder.__name__):
         assert not use_int8(embedder)

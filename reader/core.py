@@ -158,7 +158,7 @@ def _collect(reader, asked, pairs, max_seq_length, options, candidates) -> None:
     windows = make_windows(
         reader.tokenizer, [asked[q] for q, _ in pairs], [d.content for _, d in pairs], max_seq_length, options.doc_stride
     )
-    batch_size = options.batch_size or auto_batch_size(reader)
+    batch_size = options.batch_size or reading_batch_size(reader.device)
     spans = _decode(reader, windows, batch_size, options)
     if reader.rescore is not None and options.rescore_margin is not None:
         questions = np.asarray([q for q, _ in pairs])[windows.pair_index]
@@ -206,12 +206,6 @@ def _close_calls(spans: Mapping[int, WindowResult], questions: np.ndarray, margi
     for window, logit in best.items():
         top[questions[window]] = max(top.get(questions[window], -math.inf), logit)
     return np.asarray(sorted(w for w, logit in best.items() if logit >= top[questions[w]] - margin), dtype=np.int64)
-
-
-def auto_batch_size(reader: ReaderModel) -> int:
-    """Windows per forward pass for ``reader`` when ``ReadOptions.batch_size`` is unset: the hardware module's
-    choice for its device (``hardware.reading_batch_size``)."""
-    return reading_batch_size(reader.device)
 
 
 #: Converted tables keep cells apart with " | " (Markdown tables, and HTML and DOCX tables as indexed).

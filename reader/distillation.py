@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .backend import TORCH_DTYPES
-from .core import auto_batch_size
+from .hardware import reading_batch_size
 from .model import load_reader_model
 from .windows import Windows, run_windows
 
@@ -125,7 +125,7 @@ class Teacher:
         """Start and end logits on the student tokens of each window (question, passage, its student offsets).
 
         The teacher reads as the reader does (``run_windows``): longest first, ``batch_size`` windows at a time
-        (default: the reader's, ``auto_batch_size``), each batch padded only to its own longest, rounded up to
+        (default: ``hardware.reading_batch_size``), each batch padded only to its own longest, rounded up to
         ``PAD_MULTIPLE``: the widths the teacher meets stay few, and so do the kernels oneDNN compiles for them."""
         spans = []
         for passage, window in zip(passages, offsets):
@@ -142,7 +142,7 @@ class Teacher:
         )
         windows = Windows(encodings=list(encoded.encodings), pair_index=np.arange(len(questions)))
         results: list[tuple[np.ndarray, np.ndarray]] = [None] * len(questions)  # type: ignore[list-item]
-        for batch in run_windows(self.reader, windows, batch_size or auto_batch_size(self.reader)):
+        for batch in run_windows(self.reader, windows, batch_size or reading_batch_size(self.reader.device)):
             start_logits, end_logits = batch.start_logits.float().cpu().numpy(), batch.end_logits.float().cpu().numpy()
             on_passage = batch.context_mask.cpu().numpy()
             for row, index in enumerate(batch.window_index):

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import auto_batch_size
-from .hardware import inference_precision, resolve_device
+from .hardware import inference_precision, reading_batch_size, resolve_device
 from .model import ReaderModel, load_reader_model
 from .windows import make_windows, run_windows, truncate_questions
 
@@ -59,7 +58,7 @@ class QuestionAnsweringPipeline:
 
     def __init__(self, reader: ReaderModel, batch_size: int | None = None):
         self.reader = reader
-        self.batch_size = batch_size or auto_batch_size(reader)
+        self.batch_size = batch_size or reading_batch_size(reader.device)
 
     def __call__(
         self,

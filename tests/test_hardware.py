@@ -58,13 +58,8 @@ def test_cpu_precision_policy(monkeypatch, features, onnxruntime, inference, emb
     (CpuFeatures(avx2=True, amx_bf16=True), "cuda", 64),
 ])
 def test_reading_batches_follow_the_machine(monkeypatch, features, device, windows):
-    from types import SimpleNamespace
-
-    from corpusqa.reader.core import auto_batch_size
-
     monkeypatch.setattr(hardware, "cpu_features", lambda: features)
     assert hardware.reading_batch_size(torch.device(device)) == windows
-    assert auto_batch_size(SimpleNamespace(device=torch.device(device))) == windows  # what `read` uses when unset
 
 
 @pytest.mark.parametrize(("forced", "expected"), [

@@ -111,9 +111,10 @@ def inference_precision(device: torch.device) -> str:
     """What ``auto`` means for a reader on ``device``: bf16 on CUDA with bf16 (else fp16) and on CPUs with AMX;
     int8 on CPUs with int8 dot products (AVX-512 VNNI) but no AMX, when ONNX Runtime is installed; fp32 elsewhere.
 
-    int8 reads about 1.4x as fast as fp32 where there are int8 dot products. Alone its top answer over 20 passages
-    differs from fp32's on some questions, so the int8 reader reads the windows holding close calls again in fp32
-    (``core``; ``ReadOptions.rescore_margin``) and answers as fp32 does. CPUs with AVX2 only are left in fp32:
+    Alone int8's top answer over 20 passages differs from fp32's on some questions, so the int8 reader reads the
+    windows holding close calls again in fp32, through ONNX Runtime as well (``core``;
+    ``ReadOptions.rescore_margin``), and answers as fp32 does: 2.65x as fast as torch's fp32 on a 2-core AMD Zen 4
+    (``benchmarks/reader_speed.py``, docs/performance.md). CPUs with AVX2 only are left in fp32:
     with oneDNN and MKL capped at AVX2, int8 with the re-reading was only 1.14x fp32, and that with ONNX Runtime's
     kernels still using VNNI, which such a CPU lacks (docs/performance.md)."""
     if device.type == "cuda":

@@ -18,7 +18,7 @@ from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenize
 
 from corpusqa.models import BUILTIN_READERS
 
-from .backend import OnnxBackend, ReaderBackend, TorchBackend, make_backend
+from .backend import OnnxBackend, ReaderBackend, make_backend
 from .hardware import resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)

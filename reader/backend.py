@@ -68,14 +68,19 @@ class OnnxBackend:
     :param model: a Hugging Face extractive-QA model in fp32 (left as it is); it is exported once, then only the session runs.
     :param input_names: the tokenizer's input names, which the exported graph takes.
     :param precision: int8 or float32 (``onnx_int8.ONNX_PRECISIONS``).
+    :param key: the model's content key (``onnx_int8.content_key``), where another backend of the same model has it
+        already (``key``): the int8 reader and its fp32 re-reader hash the weights once; None computes it.
     """
 
     device = torch.device("cpu")
 
-    def __init__(self, model: PreTrainedModel, input_names: Sequence[str], precision: str = "int8") -> None:
-        from .onnx_int8 import onnx_session
+    def __init__(
+        self, model: PreTrainedModel, input_names: Sequence[str], precision: str = "int8", key: str | None = None
+    ) -> None:
+        from .onnx_int8 import content_key, onnx_session
 
-        self.session = onnx_session(model, input_names, OUTPUT_NAMES, precision)
+        self.key = key or content_key(model, OUTPUT_NAMES)
+        self.session = onnx_session(model, input_names, OUTPUT_NAMES, precision, self.key)
         self.precision = precision
 
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -111,10 +111,15 @@ def load_reader_model(
 
     target = resolve_device(device)
     precision = resolve_precision(dtype, target)
+    backend = make_backend(model, tokenizer.model_input_names, target, precision)
     return ReaderModel(
         name=name,
-        backend=make_backend(model, tokenizer.model_input_names, target, precision),
-        rescore=OnnxBackend(model, tokenizer.model_input_names, "float32") if precision == "int8" else None,
+        backend=backend,
+        rescore=(
+            OnnxBackend(model, tokenizer.model_input_names, "float32", backend.key)
+            if isinstance(backend, OnnxBackend)
+            else None
+        ),
         tokenizer=tokenizer,
         max_positions=usable_positions(config, tokenizer),
         no_answer_threshold=stored_no_answer_threshold(local) if local.exists() else None,

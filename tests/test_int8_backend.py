@@ -107,6 +107,17 @@ def test_int8_reads_close_calls_again_in_fp32_and_answers_exactly_as_fp32():
     assert len(questions) <= again.windows <= 1.5 * len(questions) < first.windows, (again.windows, first.windows)
 
 
+def test_an_int8_reader_hashes_its_weights_once_for_both_of_its_onnx_files(tiny_models, monkeypatch, tmp_path):
+    monkeypatch.setenv(onnx_int8.CACHE_VARIABLE, str(tmp_path))
+    keys = []
+    real_key = onnx_int8.content_key
+    monkeypatch.setattr(onnx_int8, "content_key", lambda *a: keys.append(real_key(*a)) or keys[-1])
+    int8 = load_reader_model(tiny_models["bert-uncased"], device="cpu", dtype="int8")
+    assert len(keys) == 1 and int8.backend.key == int8.rescore.key == keys[0]
+    assert int8.backend.session.path == tmp_path / "int8" / f"{keys[0]}.onnx"
+    assert int8.rescore.session.path == tmp_path / "float32" / f"{keys[0]}.onnx"
+
+
 def test_close_calls_are_the_windows_near_their_own_questions_best():
     spans = {
         0: (np.array([1]), np.array([2]), np.array([9.0, 3.0]), 0.0),  # question 0's best

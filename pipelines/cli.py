@@ -201,6 +201,18 @@ def _parser() -> argparse.ArgumentParser:
     _quiet_flag(mine)
     mine.set_defaults(handler=_mine_negatives)
 
+    soup = commands.add_parser(
+        "average", help="average readers fine-tuned from one model (a model soup); with --held-out, only those that help"
+    )
+    soup.add_argument("readers", type=Path, nargs="+", metavar="READER", help="reader folders, two or more")
+    soup.add_argument("--output", type=Path, required=True, help="folder for the averaged reader")
+    soup.add_argument("--held-out", type=Path, metavar="FILE",
+                      help="SQuAD-format questions (never the test set): a greedy soup keeps a reader only if the "
+                      "mean's F1 on them does not fall")
+    soup.add_argument("--half", action="store_true", help="write it in fp16, as the shipped reader is")
+    _model_flags(soup)
+    soup.set_defaults(handler=_average)
+
     tune = commands.add_parser(
         "tune", help="tune a reader's no-answer threshold and retrieval weight over a corpus, per retriever"
     )
@@ -664,6 +676,33 @@ def _mine_negatives(args: argparse.Namespace) -> int:
     source = {"train": str(args.train), "retriever": "bm25", "seed": args.seed, **counts}
     save_groups(args.output, groups, source)
     print(f"wrote {describe(groups)} to {args.output}")
+    return 0
+
+
+def _average(args: argparse.Namespace) -> int:
+    from corpusqa.reader import load_reader_model
+    from corpusqa.reader.evaluation import evaluate_reader
+    from corpusqa.reader.shipping import average_readers, export_half, greedy_soup
+    from corpusqa.reader.squad_metric import load_squad
+
+    if args.held_out is None:
+        average_readers(args.readers, args.output)
+        print(f"wrote the mean of {len(args.readers)} readers to {args.output}")
+    else:
+        questions = load_squad(args.held_out)
+
+        def f1(folder: Path) -> float:
+            reader = load_reader_model(str(folder), device=args.device, dtype=args.dtype)
+            return evaluate_reader(reader, questions, progress=False)["f1"]
+
+        steps = greedy_soup(args.readers, f1, args.output)
+        print("| reader | F1 alone | F1 of the mean with it | kept |\n|---|---|---|---|")
+        for step in steps:
+            print(f"| {step.reader} | {step.alone:.2f} | {step.mean:.2f} | {'yes' if step.kept else 'no'} |")
+        kept = sum(step.kept for step in steps)
+        print(f"wrote the mean of {kept} of {len(steps)} readers to {args.output} (F1 on {args.held_out})")
+    if args.half:
+        export_half(args.output, args.output)
     return 0
 
 

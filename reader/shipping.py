@@ -8,6 +8,10 @@ first) or, for an average, the full history of every reader averaged (``average_
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -101,6 +105,57 @@ def average_readers(sources: list[str | Path], target: str | Path) -> Path:
     record = {"average_of": [training_history(folder) or {"model": str(folder)} for folder in folders]}
     (target / TRAINING_RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return target
+
+
+@dataclass(frozen=True)
+class SoupStep:
+    """One reader's turn in a greedy soup: its own score, the score of the mean with it added, and whether it
+    stayed (the first reader, the best alone, always does; its ``mean`` is its own score)."""
+
+    reader: Path
+    alone: float
+    mean: float
+    kept: bool
+
+
+def greedy_soup(readers: Sequence[str | Path], score: Callable[[Path], float], target: str | Path) -> list[SoupStep]:
+    """Average only the readers that help: Wortsman et al. 2022's greedy soup, written to ``target``.
+
+    The readers are ranked by ``score`` alone (ties keep the order given); the soup starts with the best, and
+    each next reader joins the mean if the mean's score with it is at least the soup's so far. Score on
+    questions none of the readers was chosen or tuned on (held-out training articles, ``scripts/split_squad.py``),
+    never on the test set the soup is then reported on.
+
+    :param readers: two or more reader folders that ``average_readers`` can average.
+    :param score: higher is better, e.g. F1 on held-out questions; called once per reader and once per trial mean.
+    :param target: folder for the soup (a copy of the first reader when none other joined it).
+    :returns: one step per reader, best alone first.
+    :raises ValueError: as ``average_readers``, for fewer than two readers or readers that cannot be averaged.
+    """
+    folders = [Path(reader) for reader in readers]
+    if len(folders) < 2:
+        raise ValueError(f"a soup needs two or more readers, got {len(folders)}")
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-trial-") as scratch:
+        average_readers(folders, Path(scratch) / "all")  # readers that cannot be averaged are refused before scoring
+        alone = [score(folder) for folder in folders]
+        order = sorted(range(len(folders)), key=lambda i: -alone[i])
+        first = order[0]
+        soup, best = [folders[first]], alone[first]
+        steps = [SoupStep(folders[first], alone[first], alone[first], True)]
+        for i in order[1:]:
+            trial = average_readers([*soup, folders[i]], Path(scratch) / str(i))
+            mean = score(trial)
+            kept = mean >= best
+            if kept:
+                soup, best = [*soup, folders[i]], mean
+            steps.append(SoupStep(folders[i], alone[i], mean, kept))
+    if len(soup) == 1:
+        shutil.copytree(soup[0], target, dirs_exist_ok=True)
+    else:
+        average_readers(soup, target)
+    return steps
 
 
 def training_history(folder: str | Path) -> dict | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import torch
 
 from corpusqa.pipelines.cli import _parser, main
 from corpusqa.pipelines.option_flags import add_flags, given
@@ -108,7 +109,7 @@ def test_console_script_is_installed():
 
 HEAVY = ("torch", "transformers", "haystack", "sentence_transformers", "streamlit", "fastapi", "uvicorn")
 COMMANDS = [[], ["index"], ["ask"], ["stats"], ["ui"], ["serve"], ["read"], ["eval"], ["eval", "squad"],
-            ["eval", "open"], ["train"]]  # fmt: skip
+            ["eval", "open"], ["train"], ["average"]]  # fmt: skip
 
 
 def test_help_of_every_command_loads_no_heavy_library():
@@ -267,3 +268,42 @@ def test_eval_shows_questions_evaluated_on_a_terminal_unless_quiet(tiny_models):
              "--limit", "20"]  # fmt: skip
     assert re.search(r"evaluating: 100%\S* 20/20 \[[\d:]+<[\d:]+, ", on_a_terminal(*asked))
     assert on_a_terminal(*asked, "--quiet") == ""
+
+
+# -- average ---------------------------------------------------------------------------------------------
+
+
+def _two_readers(tmp_path):
+    from tiny_models import build_tiny_model
+
+    return [build_tiny_model("bert-uncased", tmp_path / name, seed=seed) for name, seed in (("a", 1), ("b", 2))]
+
+
+def test_average_writes_the_mean_of_the_readers_and_in_fp16_with_half(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    a, b = _two_readers(tmp_path)
+    assert main(["average", str(a), str(b), "--output", str(tmp_path / "mean")]) == 0
+    assert "mean of 2 readers" in capsys.readouterr().out
+    first, second, mean = (load_file(f / "model.safetensors")["qa_outputs.weight"] for f in (a, b, tmp_path / "mean"))
+    assert torch.allclose(mean, (first + second) / 2, atol=1e-7)
+    assert main(["average", str(a), str(b), "--output", str(tmp_path / "half"), "--half"]) == 0
+    assert load_file(tmp_path / "half" / "model.safetensors")["qa_outputs.weight"].dtype == torch.float16
+
+
+def test_average_with_held_out_questions_prints_the_greedy_soups_table(tmp_path, capsys):
+    a, b = _two_readers(tmp_path)
+    held_out = SAMPLE_DIR / "dev-v1.1.json"
+    code = main(["average", str(a), str(b), "--output", str(tmp_path / "soup"), "--held-out", str(held_out),
+                 "--device", "cpu", "--dtype", "float32"])
+    out = capsys.readouterr().out
+    assert code == 0 and (tmp_path / "soup" / "model.safetensors").is_file()
+    rows = [line for line in out.splitlines() if line.startswith(f"| {tmp_path}")]
+    assert len(rows) == 2 and rows[0].endswith("| yes |")  # the better reader alone always stays
+    assert f"readers to {tmp_path / 'soup'} (F1 on {held_out})" in out
+
+
+def test_average_names_the_problem_with_one_reader(tmp_path, capsys):
+    a, _ = _two_readers(tmp_path)
+    assert main(["average", str(a), "--output", str(tmp_path / "mean")]) == 2
+    assert "two or more readers" in capsys.readouterr().err

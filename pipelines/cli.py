@@ -37,7 +37,7 @@ _TRAIN_FIELDS = {
     "batch_size": int, "gradient_accumulation": int, "epochs": int, "warmup_ratio": float,
     "weight_decay": float, "seed": int, "limit": int, "max_steps": int, "negatives": float, "device": str,
     "eval_file": Path, "eval_questions": int, "eval_every": int, "objective": str,
-    "teacher": str, "distill_weight": float, "distill_temperature": float,
+    "teacher": str, "distill_weight": float, "distill_temperature": float, "distill_softmax": str,
 }
 
 

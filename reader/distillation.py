@@ -4,10 +4,15 @@ A hard label says only which token starts the answer; the teacher's start and en
 which other tokens are plausible, and a small reader learns more from them than from the labels alone
 (Hinton et al. 2015; DistilBERT's and TinyBERT's SQuAD fine-tuning). ``corpusqa train --teacher DIR``
 trains on ``(1 - weight) * hard-label loss + weight * T^2 * KL(teacher_T || student_T)`` for starts and ends,
-each softmax at temperature ``T`` over the window's positions that both models have. The hard-label loss is the
-training objective's: each window's own (``window``) or one softmax over a question's passages (``shared``). The
-teacher's term is always window by window, so with ``shared`` it shapes the spans within a window while the
-shared softmax alone sets how windows compare (a softmax is blind to a shift of all of a window's logits).
+each softmax at temperature ``T`` over the positions that both models have. The hard-label loss is the
+training objective's: each window's own (``window``) or one softmax over a question's passages (``shared``).
+
+Where the teacher's softmax runs is ``distill_softmax``. ``window`` (the default): over each window alone, so
+the teacher shapes the spans within a window while the hard labels alone set how windows compare (a softmax
+is blind to a shift of all of a window's logits). ``question`` (with the ``shared`` objective): over all of a
+question's windows together, so the student also learns how the teacher ranks passages against each other.
+Only a teacher whose logits compare across passages has that to teach: one trained for a corpus itself
+(``shared``); a teacher trained on gold paragraphs alone gives every window an arbitrary offset.
 
 Teacher and student need not share a tokenizer (all-mpnet-base-v2 teaching all-MiniLM-L6-v2, a BPE teacher
 teaching a WordPiece student). The teacher reads each student window as text, the window's question and
@@ -29,6 +34,7 @@ import torch
 from .backend import TORCH_DTYPES
 from .hardware import reading_batch_size
 from .model import load_reader_model
+from .shared_norm import group_logsumexp
 from .windows import Windows, run_windows
 
 #: Off the passage: question tokens, separators, padding (CLS is marked apart).
@@ -215,25 +221,49 @@ def windows_key(teacher_fingerprint: str, input_ids: np.ndarray, bounds: np.ndar
     return digest.hexdigest()
 
 
+#: Where the teacher's softmax runs: over each window, or over all of a question's windows together.
+DISTILL_SOFTMAXES = ("window", "question")
+
+
 def distillation_loss(
     start_logits: torch.Tensor,
     end_logits: torch.Tensor,
     teacher_start: torch.Tensor,
     teacher_end: torch.Tensor,
     temperature: float,
+    groups: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """T^2 * KL(teacher || student) of the start and end distributions at temperature T, averaged.
 
-    Each softmax runs over the window's positions where the teacher has a logit (finite), so question tokens,
-    padding and passage the teacher could not read take no part, for either model.
+    Each softmax runs over the positions where the teacher has a logit (finite), so question tokens, padding
+    and passage the teacher could not read take no part, for either model. Every window has one such position
+    at least: its CLS token.
+
+    Parameters:
+        start_logits, end_logits: [W, L] the student's logits.
+        teacher_start, teacher_end: [W, L] the teacher's, -inf where it has none.
+        temperature: T; above 1 the teacher's runners-up weigh more.
+        groups: [W] each window's question, for one softmax over all windows of a question (the KL averaged
+            over questions); None: one softmax per window (averaged over windows).
     """
+    if groups is not None:
+        _, group_of = torch.unique(groups, return_inverse=True)
+        count = int(group_of.max()) + 1
     losses = []
     for student, teacher in ((start_logits, teacher_start), (end_logits, teacher_end)):
         kept = torch.isfinite(teacher)
         student = (student.float() / temperature).masked_fill(~kept, float("-inf"))
         teacher = (teacher / temperature).masked_fill(~kept, float("-inf"))
-        log_student = torch.log_softmax(student, dim=-1)
-        log_teacher = torch.log_softmax(teacher, dim=-1)
+        if groups is None:
+            log_student = torch.log_softmax(student, dim=-1)
+            log_teacher = torch.log_softmax(teacher, dim=-1)
+        else:
+            log_student = student - group_logsumexp(torch.logsumexp(student, dim=1), group_of, count)[group_of, None]
+            log_teacher = teacher - group_logsumexp(torch.logsumexp(teacher, dim=1), group_of, count)[group_of, None]
         terms = torch.where(kept, log_teacher.exp() * (log_teacher - log_student), torch.zeros_like(log_student))
-        losses.append(terms.sum(dim=-1).mean())
+        per_window = terms.sum(dim=-1)
+        if groups is None:
+            losses.append(per_window.mean())
+        else:
+            losses.append(torch.zeros(count, device=per_window.device).index_add(0, group_of, per_window).mean())
     return temperature**2 * (losses[0] + losses[1]) / 2

@@ -54,15 +54,16 @@ def shared_norm_loss(
         rows = torch.arange(len(positions), device=positions.device)
         gold[rows[answered], positions[answered]] = True
         gold[rows[targets_cls], CLS] = True
-        everything = _group_logsumexp(torch.logsumexp(logits, dim=1), group_of, count)
+        everything = group_logsumexp(torch.logsumexp(logits, dim=1), group_of, count)
         gold_logits = logits.masked_fill(~gold, float("-inf"))
-        golden = _group_logsumexp(torch.logsumexp(gold_logits, dim=1), group_of, count)
+        golden = group_logsumexp(torch.logsumexp(gold_logits, dim=1), group_of, count)
         losses.append(everything - golden)
     return (losses[0] + losses[1]).mean() / 2
 
 
-def _group_logsumexp(values: torch.Tensor, group_of: torch.Tensor, count: int) -> torch.Tensor:
-    """log sum exp of ``values`` within each group ([W] -> [count]); -inf entries add nothing."""
+def group_logsumexp(values: torch.Tensor, group_of: torch.Tensor, count: int) -> torch.Tensor:
+    """log sum exp of ``values`` within each group ([W] -> [count], ``group_of`` [W] in 0..count-1); -inf entries
+    add nothing."""
     peak = torch.full((count,), float("-inf"), device=values.device).scatter_reduce(
         0, group_of, values, reduce="amax", include_self=True
     )

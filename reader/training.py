@@ -46,7 +46,16 @@ from .checkpoint import (
 )
 from .backend import TorchBackend
 from .core import ReadOptions
-from .distillation import CACHE_FOLDER, CLS_MARK, OFF_PASSAGE, Teacher, TeacherCache, distillation_loss, windows_key
+from .distillation import (
+    CACHE_FOLDER,
+    CLS_MARK,
+    DISTILL_SOFTMAXES,
+    OFF_PASSAGE,
+    Teacher,
+    TeacherCache,
+    distillation_loss,
+    windows_key,
+)
 from .evaluation import evaluate_reader
 from .hardware import bound_training_kernel_cache, resolve_device, training_autocast_dtype
 from .model import ReaderModel, usable_positions
@@ -103,6 +112,9 @@ class TrainConfig:
     distill_weight: float = 0.5
     #: Softmax temperature of the distillation term.
     distill_temperature: float = 2.0
+    #: Where the distillation term's softmax runs: "window", or "question" (all of a question's windows together,
+    #: with the "shared" objective: how the teacher ranks passages, for a teacher trained for a corpus).
+    distill_softmax: str = "window"
 
 
 @dataclass
@@ -329,6 +341,7 @@ class _Loop:
     examples: Sequence[TrainExample] = ()
     distill_weight: float = 0.5
     distill_temperature: float = 2.0
+    distill_softmax: str = "window"
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Mixed precision where ``hardware.training_autocast_dtype`` chose it, a no-op otherwise."""
@@ -349,11 +362,12 @@ class _Loop:
         """Forward and backward one micro-batch; returns its (unscaled) loss."""
         batch = collate(features, indices, self.pad_values)
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        shared = self.objective == "shared"
+        groups = torch.from_numpy(features.group_index[indices]).to(self.device) if shared else None
         with self.autocast():
-            if self.objective == "shared":
+            if shared:
                 labels = {k: batch.pop(k) for k in ("start_positions", "end_positions")}
                 output = self.model(**batch)
-                groups = torch.from_numpy(features.group_index[indices]).to(self.device)
                 loss = shared_norm_loss(output.start_logits, output.end_logits, batch["attention_mask"],
                                         labels["start_positions"], labels["end_positions"], groups)
             else:
@@ -362,7 +376,7 @@ class _Loop:
             if self.teacher is not None:
                 teacher_start, teacher_end = self.teacher_targets(features, indices, batch["input_ids"].shape[1])
                 soft = distillation_loss(output.start_logits, output.end_logits, teacher_start, teacher_end,
-                                         self.distill_temperature)
+                                         self.distill_temperature, groups if self.distill_softmax == "question" else None)
                 loss = (1 - self.distill_weight) * loss + self.distill_weight * soft
         self.scaler.scale(loss / self.accumulation).backward()
         return loss.detach().float()
@@ -535,6 +549,12 @@ def train(
         raise ValueError(f"{config.base_model}: span labelling needs a fast tokenizer (character offsets)")
     if config.objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {config.objective!r}")
+    if config.distill_softmax not in DISTILL_SOFTMAXES:
+        raise ValueError(
+            f"distill_softmax must be one of {', '.join(DISTILL_SOFTMAXES)}, not {config.distill_softmax!r}"
+        )
+    if config.distill_softmax == "question" and config.objective != "shared":
+        raise ValueError("distill_softmax 'question' needs objective 'shared': only then does a batch hold whole questions")
     files = config.train_file if isinstance(config.train_file, list) else [config.train_file]
     examples, group_of = load_training_examples([Path(f) for f in files], config.limit, config.negatives, config.seed)
     features = make_features(tokenizer, examples, config.max_seq_length, config.doc_stride, config.max_question_length,
@@ -565,6 +585,7 @@ def train(
         examples=examples,
         distill_weight=config.distill_weight,
         distill_temperature=config.distill_temperature,
+        distill_softmax=config.distill_softmax,
     )
     if config.teacher is not None:
         loop.teacher = Teacher(config.teacher, device, amp_dtype)

@@ -139,6 +139,33 @@ def test_the_distillation_loss_is_zero_at_the_teacher_and_blind_where_the_teache
     assert distillation_loss(moved, moved, teacher, teacher, 2.0).item() == pytest.approx(loss.item())
 
 
+def test_over_a_question_the_distillation_loss_sees_how_windows_compare_and_per_window_it_does_not():
+    teacher = torch.tensor([[1.0, 3.0, 0.0, -np.inf], [2.0, 0.5, -1.0, 1.0], [0.0, 4.0, 1.0, -np.inf]])
+    student = torch.tensor([[0.5, 2.0, 1.0, 9.0], [1.0, 1.0, 0.0, 2.0], [1.0, 3.0, 0.0, 0.0]])
+    shifted = student.clone()
+    shifted[1] += 5.0  # the second window's logits all raised: its passage now outranks the others
+    questions = torch.tensor([7, 7, 3])  # windows 0 and 1 are one question's passages, window 2 another's
+
+    def loss(s, groups=None):
+        return distillation_loss(s, s, teacher, teacher, 2.0, groups).item()
+
+    assert loss(shifted) == pytest.approx(loss(student), abs=1e-5)  # one softmax per window: blind to the shift
+    assert loss(shifted, questions) > loss(student, questions) + 0.5
+    at_teacher = teacher.clamp(min=-50)
+    assert distillation_loss(at_teacher, at_teacher, teacher, teacher, 2.0, questions).item() == pytest.approx(0.0, abs=1e-6)
+    # a question with one window is that window's own softmax; the mean is over questions
+    alone = torch.tensor([0, 1, 2])
+    assert loss(student, alone) == pytest.approx(loss(student), abs=1e-5)
+
+
+def test_distilling_over_questions_needs_the_shared_objective(student, bpe_teacher, tmp_path):
+    with pytest.raises(ValueError, match="objective 'shared'"):
+        train(_config(student, bpe_teacher, tmp_path / "run", distill_softmax="question"), progress=False)
+    with pytest.raises(ValueError, match="distill_softmax must be one of window, question"):
+        train(_config(student, bpe_teacher, tmp_path / "run", distill_softmax="passage"), progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def _config(student: Path, teacher: Path | None, out: Path, **overrides) -> TrainConfig:
     settings = dict(train_file=SQUAD_TRAIN, max_seq_length=128, doc_stride=64, batch_size=8, epochs=2,
                     learning_rate=1e-3, limit=40, device="cpu", teacher=teacher and str(teacher), distill_weight=0.7)
@@ -222,6 +249,41 @@ def test_a_corpus_phase_learns_from_the_teacher_window_by_window(student, bpe_te
     assert _distance_to_teacher(out, bpe_teacher, group_examples) < 0.7 * _distance_to_teacher(
         student, bpe_teacher, group_examples
     )
+
+
+def test_a_corpus_phase_can_learn_how_the_teacher_ranks_a_questions_passages(student, bpe_teacher, groups_file, tmp_path):
+    shared = dict(train_file=groups_file, objective="shared", limit=None, distill_weight=1.0, epochs=3)
+    runs = {scope: train(_config(student, bpe_teacher, tmp_path / scope, distill_softmax=scope, **shared),
+                         progress=False).run_dir for scope in ("window", "question")}
+    group_examples, group_of = load_training_examples([groups_file], None, 0.0, 0)
+    before = _question_distance(student, bpe_teacher, group_examples, group_of)
+    after = {scope: _question_distance(run, bpe_teacher, group_examples, group_of) for scope, run in runs.items()}
+    assert after["question"] < 0.7 * before
+    assert after["question"] < after["window"]  # what the per-window softmax cannot teach
+
+
+def _question_distance(folder: Path, teacher_folder: Path, examples, group_of) -> float:
+    """The distillation loss over each question's windows together, of the model in ``folder`` against the teacher."""
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    features = make_features(tokenizer, examples, 128, 64, 64, with_offsets=True)
+    teacher = Teacher(teacher_folder, torch.device("cpu"), None)
+    windows = range(len(features))
+    read = teacher.read([examples[features.example_index[w]].question for w in windows],
+                        [examples[features.example_index[w]].context for w in windows],
+                        [features.offsets[features.bounds[w] : features.bounds[w + 1]] for w in windows])
+    width = int(features.lengths.max())
+    t_start, t_end = (torch.full((len(features), width), float("-inf")) for _ in range(2))
+    ids = torch.zeros((len(features), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for w, (start, end) in enumerate(read):
+        n = len(start)
+        t_start[w, :n], t_end[w, :n] = torch.from_numpy(start), torch.from_numpy(end)
+        ids[w, :n], mask[w, :n] = torch.from_numpy(features.window(w).astype(np.int64)), 1
+    model = AutoModelForQuestionAnswering.from_pretrained(folder).eval()
+    with torch.no_grad():
+        output = model(input_ids=ids, attention_mask=mask)
+    groups = torch.as_tensor(np.asarray(group_of)[features.example_index])
+    return distillation_loss(output.start_logits, output.end_logits, t_start, t_end, 2.0, groups).item()
 
 
 def test_a_teacher_at_weight_zero_leaves_the_shared_objective_as_it_is(student, bpe_teacher, groups_file, tmp_path):

@@ -247,8 +247,8 @@ def distillation_loss(
             over questions); None: one softmax per window (averaged over windows).
     """
     if groups is not None:
-        _, group_of = torch.unique(groups, return_inverse=True)
-        count = int(group_of.max()) + 1
+        group_ids, group_of = torch.unique(groups, return_inverse=True)
+        count = len(group_ids)
     losses = []
     for student, teacher in ((start_logits, teacher_start), (end_logits, teacher_end)):
         kept = torch.isfinite(teacher)

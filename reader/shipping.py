@@ -142,19 +142,16 @@ def greedy_soup(readers: Sequence[str | Path], score: Callable[[Path], float], t
         alone = [score(folder) for folder in folders]
         order = sorted(range(len(folders)), key=lambda i: -alone[i])
         first = order[0]
-        soup, best = [folders[first]], alone[first]
+        soup, best, made = [folders[first]], alone[first], folders[first]  # made: the soup's folder so far
         steps = [SoupStep(folders[first], alone[first], alone[first], True)]
         for i in order[1:]:
             trial = average_readers([*soup, folders[i]], Path(scratch) / str(i))
             mean = score(trial)
             kept = mean >= best
             if kept:
-                soup, best = [*soup, folders[i]], mean
+                soup, best, made = [*soup, folders[i]], mean, trial
             steps.append(SoupStep(folders[i], alone[i], mean, kept))
-    if len(soup) == 1:
-        shutil.copytree(soup[0], target, dirs_exist_ok=True)
-    else:
-        average_readers(soup, target)
+        shutil.copytree(made, target, dirs_exist_ok=True)
     return steps
 
 

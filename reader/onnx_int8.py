@@ -258,9 +258,8 @@ def onnx_session(
     key = key or content_key(model, output_names)
     path = onnx_model_file(model, input_names, output_names, precision, key)
     try:
-        session = OnnxSession(path)
+        return OnnxSession(path)
     except Exception as error:  # onnxruntime raises its own error types for truncated or corrupt files
         logger.warning("cached ONNX model %s cannot be loaded (%s); making it again", path, error)
         path.unlink(missing_ok=True)
-        session = OnnxSession(onnx_model_file(model, input_names, output_names, precision, key))
-    return session
+        return OnnxSession(onnx_model_file(model, input_names, output_names, precision, key))

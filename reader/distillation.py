@@ -246,7 +246,11 @@ def distillation_loss(
         groups: [W] each window's question, for one softmax over all windows of a question (the KL averaged
             over questions); None: one softmax per window (averaged over windows).
     """
-    if groups is not None:
+    # One softmax per group of windows; per window, each window is a group of its own.
+    if groups is None:
+        count = len(start_logits)
+        group_of = torch.arange(count, device=start_logits.device)
+    else:
         group_ids, group_of = torch.unique(groups, return_inverse=True)
         count = len(group_ids)
     losses = []
@@ -254,16 +258,8 @@ def distillation_loss(
         kept = torch.isfinite(teacher)
         student = (student.float() / temperature).masked_fill(~kept, float("-inf"))
         teacher = (teacher / temperature).masked_fill(~kept, float("-inf"))
-        if groups is None:
-            log_student = torch.log_softmax(student, dim=-1)
-            log_teacher = torch.log_softmax(teacher, dim=-1)
-        else:
-            log_student = student - group_logsumexp(torch.logsumexp(student, dim=1), group_of, count)[group_of, None]
-            log_teacher = teacher - group_logsumexp(torch.logsumexp(teacher, dim=1), group_of, count)[group_of, None]
+        log_student = student - group_logsumexp(torch.logsumexp(student, dim=1), group_of, count)[group_of, None]
+        log_teacher = teacher - group_logsumexp(torch.logsumexp(teacher, dim=1), group_of, count)[group_of, None]
         terms = torch.where(kept, log_teacher.exp() * (log_teacher - log_student), torch.zeros_like(log_student))
-        per_window = terms.sum(dim=-1)
-        if groups is None:
-            losses.append(per_window.mean())
-        else:
-            losses.append(torch.zeros(count, device=per_window.device).index_add(0, group_of, per_window).mean())
+        losses.append(torch.zeros(count, device=terms.device).index_add(0, group_of, terms.sum(dim=-1)).mean())
     return temperature**2 * (losses[0] + losses[1]) / 2

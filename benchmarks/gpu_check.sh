@@ -41,6 +41,13 @@ limit_faiss=75
 limit_probe=30       # each quick check before the parts (CUDA, the machine, the MiniLM folder, faiss-gpu)
 
 [ -f benchmarks/reader_speed.py ] || { echo "gpu_check: run it from the repository root" >&2; exit 2; }
+# Checked here, not where a part first does arithmetic with them minutes later on a lent machine.
+for setting in GPU_CHECK_QUESTIONS GPU_CHECK_PASSAGES GPU_CHECK_TRAIN_BATCH GPU_CHECK_TRAIN_STEPS \
+               GPU_CHECK_FAISS_VECTORS GPU_CHECK_FAISS_QUERIES GPU_CHECK_BUDGET; do
+  value="${!setting:-}"
+  [[ -z "$value" || "$value" =~ ^[1-9][0-9]*$ ]] || {
+    echo "gpu_check: $setting must be a positive whole number, not '$value'" >&2; exit 2; }
+done
 
 if [ "$device" = cuda ]; then
   if ! timeout "$limit_probe" python -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
